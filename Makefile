@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Find a working Python 3.12: PYTHON=... overrides; otherwise python3.12 on PATH (if it really runs),
+# otherwise any pyenv-installed 3.12.
+PYTHON ?= $(shell for c in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null) /usr/bin/python3.12 /usr/local/bin/python3.12; do \
+             if "$$c" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then echo "$$c"; break; fi; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev
+
+.PHONY: help venv run test bench lint typecheck clean
+
+help:
+	@echo "make run    - start the main job on local embedded defaults"
+	@echo "make test   - create .venv (python3.12), install, run the test suite"
+	@echo "make bench  - run benchmarks/ and print figures beside their references"
+	@echo "make lint   - ruff + mypy"
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "ERROR: Python 3.12 not found (set PYTHON=/path/to/python3.12)" >&2; exit 1; fi
+	@echo "using $(PYTHON)"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -c "import tradingbot, pandas_ta, numba" 
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/tradingbot backtest --all --data shared/tradingbot/datasets/BTCUSDT-1h.csv.gz
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check shared tests benchmarks
+	$(VENV)/bin/ruff format --check shared tests benchmarks
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

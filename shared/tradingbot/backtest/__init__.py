@@ -1,0 +1,12 @@
+"""Futures backtester: compiled kernel, metrics, grids and reports."""
+
+from tradingbot.backtest.engine import (
+    BacktestConfig,
+    BacktestConfigError,
+    BacktestResult,
+    run_backtest,
+    run_grid,
+    run_strategy,
+)
+
+__all__ = ["BacktestConfig", "BacktestConfigError", "BacktestResult", "run_backtest", "run_grid", "run_strategy"]
