@@ -13,8 +13,9 @@ def btc_1h() -> pd.DataFrame:
     return load_candles(bundled_path())
 
 
-def make_candles(closes: list[float] | np.ndarray, start: str = "2024-01-01", freq: str = "1h",
-                 spread: float = 0.001) -> pd.DataFrame:
+def make_candles(
+    closes: list[float] | np.ndarray, start: str = "2024-01-01", freq: str = "1h", spread: float = 0.001
+) -> pd.DataFrame:
     """Candles whose open is the previous close and whose high/low straddle the body by ``spread``."""
     close = np.asarray(closes, dtype=np.float64)
     open_ = np.concatenate(([close[0]], close[:-1]))

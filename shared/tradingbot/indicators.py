@@ -111,11 +111,14 @@ class Indicators:
         def compute() -> FloatArray:
             hl2 = np.asarray(ta.hl2(self.high, self.low), dtype=np.float64)
             matr = multiplier * self.atr(length)
-            return _supertrend_direction(self.close_arr(), hl2 - matr, hl2 + matr, length)
+            direction: FloatArray = _supertrend_direction(self.close_arr(), hl2 - matr, hl2 + matr, length)
+            return direction
 
         return self._memo(("supertrend", length, float(multiplier)), compute)  # type: ignore[return-value]
 
-    def ichimoku(self, tenkan: int, kijun: int, senkou: int) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    def ichimoku(
+        self, tenkan: int, kijun: int, senkou: int
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """(tenkan, kijun, span_a, span_b) as seen on the chart at each bar.
 
         The spans are the cloud displaced forward by ``kijun`` bars, so at bar t they use data up to
@@ -124,8 +127,15 @@ class Indicators:
         """
 
         def compute() -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-            out = ta.ichimoku(self.high, self.low, self.close, tenkan=tenkan, kijun=kijun, senkou=senkou,
-                              include_chikou=False)
+            out = ta.ichimoku(
+                self.high,
+                self.low,
+                self.close,
+                tenkan=tenkan,
+                kijun=kijun,
+                senkou=senkou,
+                include_chikou=False,
+            )
             n = len(self)
             if out is None or out[0] is None:
                 nan = np.full(n, np.nan)

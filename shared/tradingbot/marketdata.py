@@ -86,19 +86,24 @@ def validate_candles(raw: pd.DataFrame, source: str = "candles") -> pd.DataFrame
         dup = np.flatnonzero(step == 0)
         if dup.size:
             row = int(dup[0]) + 2
-            raise CandleDataError(f"{source}: row {row}, column timestamp: duplicate timestamp {ts.iloc[row - 1]}")
+            raise CandleDataError(
+                f"{source}: row {row}, column timestamp: duplicate timestamp {ts.iloc[row - 1]}"
+            )
         back = np.flatnonzero(step < 0)
         if back.size:
             row = int(back[0]) + 2
             raise CandleDataError(
-                f"{source}: row {row}, column timestamp: not sorted ({ts.iloc[row - 1]} after {ts.iloc[row - 2]})"
+                f"{source}: row {row}, column timestamp: not sorted "
+                f"({ts.iloc[row - 1]} after {ts.iloc[row - 2]})"
             )
 
     for col in ("open", "high", "low", "close"):
         nonpos = np.flatnonzero(frame[col].to_numpy() <= 0)
         if nonpos.size:
             row = int(nonpos[0]) + 1
-            raise CandleDataError(f"{source}: row {row}, column {col}: price must be positive, got {frame[col].iloc[row - 1]}")
+            raise CandleDataError(
+                f"{source}: row {row}, column {col}: price must be positive, got {frame[col].iloc[row - 1]}"
+            )
     neg_vol = np.flatnonzero(frame["volume"].to_numpy() < 0)
     if neg_vol.size:
         raise CandleDataError(f"{source}: row {int(neg_vol[0]) + 1}, column volume: must not be negative")
@@ -163,7 +168,9 @@ def resample(candles: pd.DataFrame, rule: str) -> pd.DataFrame:
     target = pd.Timedelta(pd.tseries.frequencies.to_offset(rule))
     step = bar_interval(candles)
     if target < step or target.value % step.value:
-        raise CandleDataError(f"cannot resample {step} bars to {rule}: target must be a multiple of the source")
+        raise CandleDataError(
+            f"cannot resample {step} bars to {rule}: target must be a multiple of the source"
+        )
     agg = candles.resample(rule, label="left", closed="left").agg(
         {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
     )

@@ -9,4 +9,11 @@ from tradingbot.backtest.engine import (
     run_strategy,
 )
 
-__all__ = ["BacktestConfig", "BacktestConfigError", "BacktestResult", "run_backtest", "run_grid", "run_strategy"]
+__all__ = [
+    "BacktestConfig",
+    "BacktestConfigError",
+    "BacktestResult",
+    "run_backtest",
+    "run_grid",
+    "run_strategy",
+]

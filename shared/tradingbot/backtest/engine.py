@@ -42,7 +42,7 @@ class BacktestConfig:
             ("leverage", 1 <= self.leverage <= 125, "must be in [1, 125]"),
             ("size", 0 < self.size <= 1, "must be in (0, 1]"),
             ("stop_loss", 0 <= self.stop_loss < 1, "must be in [0, 1)"),
-            ("take_profit", 0 <= self.take_profit, "must not be negative"),
+            ("take_profit", self.take_profit >= 0, "must not be negative"),
             ("maintenance_margin", 0 <= self.maintenance_margin < 0.5, "must be in [0, 0.5)"),
         ]
         for name, ok, why in checks:
@@ -65,7 +65,7 @@ class BacktestResult:
         """The CLI's JSON contract; times are ISO-8601 UTC."""
 
         def iso(ts: pd.Timestamp) -> str:
-            return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+            return str(ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
 
         trades = [
             {
@@ -118,11 +118,13 @@ def funding_per_bar(candles: pd.DataFrame, funding: pd.Series | None) -> np.ndar
 
 
 def _prices(candles: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    return tuple(np.ascontiguousarray(candles[k].to_numpy(np.float64)) for k in ("open", "high", "low", "close"))
+    return tuple(
+        np.ascontiguousarray(candles[k].to_numpy(np.float64)) for k in ("open", "high", "low", "close")
+    )
 
 
 def bars_per_year(candles: pd.DataFrame) -> float:
-    return YEAR / bar_interval(candles)
+    return float(YEAR / bar_interval(candles))
 
 
 def run_backtest(
@@ -222,10 +224,25 @@ def run_grid(
                 sig[k, row] = arr
         tables.append(
             kernel.simulate_grid(
-                o, h, lo, c, sig[0], sig[1], sig[2], sig[3], fund,
-                cfg.initial_cash, cfg.fee, cfg.slippage_bps / 10_000, cfg.size, cfg.leverage,
-                cfg.stop_loss, cfg.take_profit, cfg.maintenance_margin, bpy,
-            )  # fmt: skip
+                o,
+                h,
+                lo,
+                c,
+                sig[0],
+                sig[1],
+                sig[2],
+                sig[3],
+                fund,
+                cfg.initial_cash,
+                cfg.fee,
+                cfg.slippage_bps / 10_000,
+                cfg.size,
+                cfg.leverage,
+                cfg.stop_loss,
+                cfg.take_profit,
+                cfg.maintenance_margin,
+                bpy,
+            )
         )
         if progress:
             progress(len(part))

@@ -120,27 +120,27 @@ def simulate(
 
             # 2. orders decided at the previous close fill at this open: exits first
             j = i - 1
-            if side != 0:
-                if (side == 1 and (long_exit[j] or short_entry[j])) or (
-                    side == -1 and (short_exit[j] or long_entry[j])
-                ):
-                    px = o[i] * (1.0 - side * slip)
-                    f = qty * px * fee
-                    gross = side * qty * (px - entry_px)
-                    cash += gross - f
-                    trade_fees += f
-                    tr_entry_bar[n_trades] = entry_bar
-                    tr_exit_bar[n_trades] = i
-                    tr_side[n_trades] = side
-                    tr_entry_price[n_trades] = entry_px
-                    tr_exit_price[n_trades] = px
-                    tr_qty[n_trades] = qty
-                    tr_pnl[n_trades] = gross - trade_fees - trade_funding
-                    tr_fees[n_trades] = trade_fees
-                    tr_funding[n_trades] = trade_funding
-                    tr_reason[n_trades] = REASON_SIGNAL
-                    n_trades += 1
-                    side = 0
+            if side != 0 and (
+                (side == 1 and (long_exit[j] or short_entry[j]))
+                or (side == -1 and (short_exit[j] or long_entry[j]))
+            ):
+                px = o[i] * (1.0 - side * slip)
+                f = qty * px * fee
+                gross = side * qty * (px - entry_px)
+                cash += gross - f
+                trade_fees += f
+                tr_entry_bar[n_trades] = entry_bar
+                tr_exit_bar[n_trades] = i
+                tr_side[n_trades] = side
+                tr_entry_price[n_trades] = entry_px
+                tr_exit_price[n_trades] = px
+                tr_qty[n_trades] = qty
+                tr_pnl[n_trades] = gross - trade_fees - trade_funding
+                tr_fees[n_trades] = trade_fees
+                tr_funding[n_trades] = trade_funding
+                tr_reason[n_trades] = REASON_SIGNAL
+                n_trades += 1
+                side = 0
             if side == 0 and cash > 0.0:
                 want = 0
                 if long_entry[j] and not short_entry[j]:
@@ -202,8 +202,7 @@ def simulate(
                     if reason == REASON_LIQUIDATION:
                         # the remaining balance (maintenance margin) goes to the insurance fund
                         f = cash + gross
-                        if f < 0.0:
-                            f = 0.0
+                        f = max(f, 0.0)
                         cash = 0.0
                         dead = True
                     else:
@@ -272,12 +271,10 @@ def summarize(
     s2 = 0.0
     for i in range(n):
         e = equity[i]
-        if e > peak:
-            peak = e
+        peak = max(peak, e)
         if peak > 0.0:
             dd = 1.0 - e / peak
-            if dd > max_dd:
-                max_dd = dd
+            max_dd = max(max_dd, dd)
         r = e / prev - 1.0 if prev > 0.0 else 0.0
         s += r
         s2 += r * r

@@ -36,8 +36,9 @@ def compute_metrics(
     final = eq[-1]
     m["cagr"] = (final / initial_cash) ** (1 / years) - 1 if final > 0 and years > 0 else -1.0
 
-    returns = np.diff(np.concatenate(([initial_cash], eq))) / np.concatenate(([initial_cash], eq[:-1]))
-    returns = np.nan_to_num(returns, nan=0.0, posinf=0.0, neginf=0.0)
+    prev = np.concatenate(([initial_cash], eq[:-1]))
+    # after a liquidation the balance is 0 and stays 0: those bars have no return
+    returns = np.divide(eq - prev, prev, out=np.zeros_like(eq), where=prev > 0)
     downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
     m["sortino"] = float(np.mean(returns)) / downside * math.sqrt(bpy) if downside > 0 else 0.0
     m["calmar"] = m["cagr"] / m["max_drawdown"] if m["max_drawdown"] > 0 else 0.0

@@ -54,10 +54,10 @@ class Param:
 
     def values(self) -> list[int | float]:
         """Every value of the declared optimisation range."""
-        n = int(round((self.high - self.low) / self.step)) + 1
+        n = round((self.high - self.low) / self.step) + 1
         vals = [self.low + i * self.step for i in range(n)]
         if self.kind == "int":
-            return [int(round(v)) for v in vals]
+            return [round(v) for v in vals]
         return [round(v, 10) for v in vals]
 
 

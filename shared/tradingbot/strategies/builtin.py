@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -19,7 +20,7 @@ def _rising_edge(cond: np.ndarray) -> np.ndarray:
 
 def _ordered(*names: str) -> Callable[[Params], str | None]:
     def check(p: Params) -> str | None:
-        for a, b in zip(names, names[1:], strict=False):
+        for a, b in itertools.pairwise(names):
             if not p[a] < p[b]:
                 return f"{a} ({p[a]}) must be smaller than {b} ({p[b]})"
         return None
@@ -147,7 +148,8 @@ def ichimoku(ind: Indicators, tenkan: int, kijun: int, senkou: int) -> Signals:
         Param("length", "int", 20, 10, 60, 2, "moving average length"),
         Param("std", "float", 2.0, 1.0, 3.5, 0.25, "band width in standard deviations"),
     ],
-    "Mean reversion: long on a close below the lower band, short above the upper band, exit at the middle band.",
+    "Mean reversion: long on a close below the lower band, short above the upper band, "
+    "exit at the middle band.",
 )
 def bollinger(ind: Indicators, length: int, std: float) -> Signals:
     close = ind.close_arr()

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandas_ta as ta
+import pytest
+
+from tradingbot.indicators import Indicators, crossed_above, crossed_below
+
+
+@pytest.mark.parametrize(("length", "multiplier"), [(10, 3.0), (7, 1.5), (22, 4.25)])
+def test_compiled_supertrend_matches_pandas_ta_bar_for_bar(
+    btc_1h: pd.DataFrame, length: int, multiplier: float
+) -> None:
+    ours = Indicators(btc_1h).supertrend_direction(length, multiplier)
+    ref = ta.supertrend(btc_1h.high, btc_1h.low, btc_1h.close, length=length, multiplier=multiplier)
+    theirs = ref.filter(like="SUPERTd").iloc[:, 0].to_numpy(np.float64)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_indicators_are_memoised(btc_1h: pd.DataFrame) -> None:
+    ind = Indicators(btc_1h)
+    assert ind.ema(20) is ind.ema(20)
+    assert ind.ema(20) is not ind.ema(21)
+    np.testing.assert_allclose(ind.ema(20), ta.ema(btc_1h.close, length=20).to_numpy(), equal_nan=True)
+
+
+def test_short_series_gives_nan_not_an_error() -> None:
+    idx = pd.date_range("2024-01-01", periods=5, freq="1h", tz="UTC")
+    candles = pd.DataFrame({"open": 1.0, "high": 1.1, "low": 0.9, "close": 1.0, "volume": 1.0}, index=idx)
+    assert np.isnan(Indicators(candles).ema(50)).all()
+
+
+def test_cross_helpers() -> None:
+    a = np.array([np.nan, 1.0, 2.0, 3.0, 2.0, 1.0])
+    b = np.full(6, 2.0)
+    assert crossed_above(a, b).tolist() == [False, False, False, True, False, False]
+    assert crossed_below(a, b).tolist() == [False, False, False, False, False, True]
+    assert crossed_above(a, 2.5).tolist() == [False, False, False, True, False, False]
