@@ -26,10 +26,13 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="pandas_ta")
 class Indicators:
     def __init__(self, candles: pd.DataFrame) -> None:
         self.candles = candles
-        self.open = candles["open"]
-        self.high = candles["high"]
-        self.low = candles["low"]
-        self.close = candles["close"]
+        # pandas-ta aligns its intermediate series on the index; a RangeIndex makes that cheap
+        # (a DatetimeIndex costs ~40 % more per call) and the outputs are positional arrays anyway.
+        plain = candles.reset_index(drop=True)
+        self.open = plain["open"]
+        self.high = plain["high"]
+        self.low = plain["low"]
+        self.close = plain["close"]
         self._cache: dict[tuple[object, ...], object] = {}
 
     def __len__(self) -> int:
@@ -59,12 +62,19 @@ class Indicators:
         return self._memo(("rsi", length), lambda: self._arr(ta.rsi(self.close, length=length), n))  # type: ignore[return-value]
 
     def macd(self, fast: int, slow: int, signal: int) -> tuple[FloatArray, FloatArray]:
+        """(macd line, signal line), composed exactly as pandas-ta's ``macd`` composes them, but
+        from the memoised EMAs so a grid shares them (tests check equality with ``ta.macd``)."""
+
         def compute() -> tuple[FloatArray, FloatArray]:
-            df = ta.macd(self.close, fast=fast, slow=slow, signal=signal)
-            if df is None:
-                nan = np.full(len(self), np.nan)
-                return nan, nan
-            return df.iloc[:, 0].to_numpy(np.float64), df.iloc[:, 2].to_numpy(np.float64)
+            line = self.ema(fast) - self.ema(slow)
+            sig = np.full(len(self), np.nan)
+            valid = np.flatnonzero(~np.isnan(line))
+            if valid.size:
+                start = int(valid[0])
+                smoothed = ta.ema(pd.Series(line[start:]), length=signal)
+                if smoothed is not None:
+                    sig[start:] = smoothed.to_numpy(np.float64)
+            return line, sig
 
         return self._memo(("macd", fast, slow, signal), compute)  # type: ignore[return-value]
 
@@ -121,35 +131,24 @@ class Indicators:
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """(tenkan, kijun, span_a, span_b) as seen on the chart at each bar.
 
-        The spans are the cloud displaced forward by ``kijun`` bars, so at bar t they use data up to
-        t - kijun only. The chikou span (close shifted *backwards*) would read the future and is never
-        computed.
+        The spans are the cloud displaced forward (pandas-ta: by kijun - 1 bars), so at bar t they
+        use data up to t - kijun + 1 only. The chikou span (close shifted *backwards*) would read the
+        future and is never computed.
         """
 
         def compute() -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-            out = ta.ichimoku(
-                self.high,
-                self.low,
-                self.close,
-                tenkan=tenkan,
-                kijun=kijun,
-                senkou=senkou,
-                include_chikou=False,
-            )
-            n = len(self)
-            if out is None or out[0] is None:
-                nan = np.full(n, np.nan)
-                return nan, nan, nan, nan
-            df = out[0]
-            cols = {c.split("_")[0]: c for c in df.columns}
-            return (
-                df[cols["ITS"]].to_numpy(np.float64),
-                df[cols["IKS"]].to_numpy(np.float64),
-                df[cols["ISA"]].to_numpy(np.float64),
-                df[cols["ISB"]].to_numpy(np.float64),
-            )
+            # pandas-ta's ichimoku, composed from its memoised midprices (equal to ``ta.ichimoku``'s
+            # first frame, see tests): the spans are shifted forward by kijun - 1 bars.
+            tk, kj, sb = self.midprice(tenkan), self.midprice(kijun), self.midprice(senkou)
+            return tk, kj, _shift(0.5 * (tk + kj), kijun - 1), _shift(sb, kijun - 1)
 
         return self._memo(("ichimoku", tenkan, kijun, senkou), compute)  # type: ignore[return-value]
+
+    def midprice(self, length: int) -> FloatArray:
+        n = len(self)
+        return self._memo(  # type: ignore[return-value]
+            ("midprice", length), lambda: self._arr(ta.midprice(self.high, self.low, length=length), n)
+        )
 
 
 @numba.njit(cache=True)
@@ -171,6 +170,13 @@ def _supertrend_direction(close: FloatArray, lower: FloatArray, upper: FloatArra
                 ub[i] = ub[i - 1]
     direction[: min(length, m)] = np.nan
     return direction
+
+
+def _shift(a: FloatArray, k: int) -> FloatArray:
+    out = np.full(a.shape, np.nan)
+    if k < a.shape[0]:
+        out[k:] = a[: a.shape[0] - k]
+    return out
 
 
 def crossed_above(a: FloatArray, b: FloatArray | float) -> np.ndarray:

@@ -37,3 +37,19 @@ def test_cross_helpers() -> None:
     assert crossed_above(a, b).tolist() == [False, False, False, True, False, False]
     assert crossed_below(a, b).tolist() == [False, False, False, False, False, True]
     assert crossed_above(a, 2.5).tolist() == [False, False, False, True, False, False]
+
+
+@pytest.mark.parametrize(("fast", "slow", "signal"), [(12, 26, 9), (5, 40, 3)])
+def test_composed_macd_equals_pandas_ta(btc_1h: pd.DataFrame, fast: int, slow: int, signal: int) -> None:
+    line, sig = Indicators(btc_1h).macd(fast, slow, signal)
+    ref = ta.macd(btc_1h.close, fast=fast, slow=slow, signal=signal)
+    np.testing.assert_allclose(line, ref.iloc[:, 0].to_numpy(), rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(sig, ref.iloc[:, 2].to_numpy(), rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.parametrize(("tenkan", "kijun", "senkou"), [(9, 26, 52), (7, 22, 44)])
+def test_composed_ichimoku_equals_pandas_ta(btc_1h: pd.DataFrame, tenkan: int, kijun: int, senkou: int) -> None:
+    ours = Indicators(btc_1h).ichimoku(tenkan, kijun, senkou)
+    ref = ta.ichimoku(btc_1h.high, btc_1h.low, btc_1h.close, tenkan=tenkan, kijun=kijun, senkou=senkou)[0]
+    for got, prefix in zip(ours, ("ITS", "IKS", "ISA", "ISB"), strict=True):
+        np.testing.assert_allclose(got, ref.filter(like=prefix).iloc[:, 0].to_numpy(), equal_nan=True)

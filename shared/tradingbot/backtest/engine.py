@@ -153,6 +153,11 @@ def run_backtest(
     )  # fmt: skip
     k = n_trades
     idx = candles.index
+    interval = bar_interval(candles)
+    metrics = compute_metrics(
+        equity, pnl[:k], fees[:k], fund[:k], xb[:k] - eb[:k], bool((rsn[:k] == kernel.REASON_LIQUIDATION).any()),
+        cfg.initial_cash, interval, in_market,
+    )  # fmt: skip
     trades = pd.DataFrame(
         {
             "entry_time": idx[eb[:k]],
@@ -164,13 +169,12 @@ def run_backtest(
             "pnl": pnl[:k],
             "fees": fees[:k],
             "funding": fund[:k],
-            "exit_reason": [kernel.REASONS[r] for r in rsn[:k]],
+            "exit_reason": np.asarray(kernel.REASONS, dtype=object)[rsn[:k]],
             "entry_bar": eb[:k],
             "exit_bar": xb[:k],
         }
     )
     equity_s = pd.Series(equity, index=idx, name="equity")
-    metrics = compute_metrics(equity_s, trades, cfg.initial_cash, bar_interval(candles), in_market)
     return BacktestResult(strategy, dict(params or {}), cfg, equity_s, trades, metrics, candles)
 
 
