@@ -11,10 +11,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev
 
-.PHONY: help venv run test bench lint typecheck clean
+.PHONY: help venv run stop test bench lint clean
 
 help:
-	@echo "make run    - start the main job on local embedded defaults"
+	@echo "make run    - start embedded PostgreSQL + Redis, migrate, run the main job on local defaults"
+	@echo "make stop   - stop the embedded servers started by make run"
 	@echo "make test   - create .venv (python3.12), install, run the test suite"
 	@echo "make bench  - run benchmarks/ and print figures beside their references"
 	@echo "make lint   - ruff + mypy"
@@ -30,8 +31,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Starts (or reuses) the embedded PostgreSQL and Redis under .data/, migrates, lists the accounts,
+# then backtests all six strategies on the bundled candles. `make stop` stops the servers.
 run: $(STAMP)
+	$(VENV)/bin/tradingbot servers up
+	$(VENV)/bin/tradingbot accounts list
 	$(VENV)/bin/tradingbot backtest --all --data shared/tradingbot/datasets/BTCUSDT-1h.csv.gz
+
+stop: $(STAMP)
+	$(VENV)/bin/tradingbot servers down
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -18,11 +18,16 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from tradingbot.backtest import BacktestConfig, BacktestConfigError, run_grid, run_strategy
+from tradingbot.cli_accounts import accounts_app, keys_app
 from tradingbot.indicators import Indicators
 from tradingbot.marketdata import CandleDataError, find_gaps, load_candles
+from tradingbot.servers import servers_app
 from tradingbot.strategies import REGISTRY, StrategyError, get_strategy
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="TradingBot AI command line.")
+app.add_typer(accounts_app, name="accounts", help="Trading accounts, webhook tokens and risk limits.")
+app.add_typer(keys_app, name="keys", help="Exchange API keys, encrypted at rest.")
+app.add_typer(servers_app, name="servers", help="Local PostgreSQL and Redis (embedded) for `make run`.")
 # When piped (CI logs, README tables) rich would wrap at 80 columns and cut strategy names.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
 out = Console(width=_WIDTH)

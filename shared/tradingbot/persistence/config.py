@@ -1,0 +1,37 @@
+"""Settings for persistence, secrets and cache, read once per cold start.
+
+Every setting has a default that works locally: with no DATABASE_URL / REDIS_URL the CLI uses the
+servers that ``tradingbot.servers`` started (their URLs are in ``.data/servers.json``), and with no
+TRADINGBOT_KEK a random key-encryption key is created once in ``.data/kek`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PersistenceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: SecretStr | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: SecretStr | None = Field(default=None, validation_alias="REDIS_URL")
+    # Lambda: a cold start must not hang on an unreachable database; RDS answers in milliseconds.
+    db_connect_timeout_s: float = Field(default=5.0, validation_alias="DB_CONNECT_TIMEOUT_S")
+    # Sent as a startup parameter (no SET, so RDS Proxy does not pin the session); 0 disables.
+    db_statement_timeout_ms: int = Field(default=10_000, validation_alias="DB_STATEMENT_TIMEOUT_MS")
+    redis_timeout_s: float = Field(default=0.25, validation_alias="REDIS_TIMEOUT_S")
+    # base64 of 32 random bytes; previous keys (comma separated) stay readable during a rotation.
+    kek: SecretStr | None = Field(default=None, validation_alias="TRADINGBOT_KEK")
+    kek_previous: SecretStr | None = Field(default=None, validation_alias="TRADINGBOT_KEK_PREVIOUS")
+    # On AWS: the Secrets Manager secret holding the KEK (AWSCURRENT, and AWSPREVIOUS for rotation).
+    kek_secret_id: str | None = Field(default=None, validation_alias="TRADINGBOT_KEK_SECRET_ID")
+    data_dir: Path = Field(default=Path(".data"), validation_alias="TRADINGBOT_DATA_DIR")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> PersistenceSettings:
+    return PersistenceSettings()

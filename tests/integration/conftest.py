@@ -1,0 +1,86 @@
+"""Real PostgreSQL and Redis for the integration tests, started once per session by
+tradingbot.servers (embedded, or TEST_DATABASE_URL / TEST_REDIS_URL when set) and stopped at the end."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from tradingbot.cache import Cache
+from tradingbot.persistence.db import create_db_engine, dispose_engines, normalize_url
+from tradingbot.persistence.models import TABLES
+from tradingbot.servers import Servers, running_servers
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    # Not pytest's tmp_path: its parents are mode 0700, and as root PostgreSQL runs as 'nobody'.
+    base = Path(tempfile.mkdtemp(prefix="tradingbot-it-"))
+    base.chmod(0o755)
+    try:
+        with running_servers(base, purpose="test") as running:
+            yield running
+    finally:
+        dispose_engines()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def engine(servers: Servers) -> Iterator[Engine]:
+    eng = create_db_engine(servers.database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db(engine: Engine) -> Engine:
+    """The migrated database, emptied before the test."""
+    names = ", ".join(t.name for t in TABLES)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    return engine
+
+
+@pytest.fixture
+def fresh_database_url(servers: Servers) -> Iterator[str]:
+    """An empty database on the same server, dropped afterwards (the migration tests start from it)."""
+    url = normalize_url(servers.database_url)
+    name = f"tb_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield url.set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def cache(servers: Servers) -> Cache:
+    c = Cache.from_url(servers.redis_url)
+    c.client.flushdb()
+    return c
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A TCP port on 127.0.0.1 with nothing listening (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def database_url_with_password(url: str, password: str) -> str:
+    return make_url(url).set(password=password).render_as_string(hide_password=False)
