@@ -19,6 +19,7 @@ from rich.table import Table
 
 from tradingbot.backtest import BacktestConfig, BacktestConfigError, run_grid, run_strategy
 from tradingbot.cli_accounts import accounts_app, keys_app
+from tradingbot.cli_pipeline import executions_app, replay, serve
 from tradingbot.indicators import Indicators
 from tradingbot.marketdata import CandleDataError, find_gaps, load_candles
 from tradingbot.servers import servers_app
@@ -28,6 +29,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="TradingBot A
 app.add_typer(accounts_app, name="accounts", help="Trading accounts, webhook tokens and risk limits.")
 app.add_typer(keys_app, name="keys", help="Exchange API keys, encrypted at rest.")
 app.add_typer(servers_app, name="servers", help="Local PostgreSQL and Redis (embedded) for `make run`.")
+app.add_typer(executions_app, name="executions", help="Pipeline executions: list, show.")
+app.command()(serve)
+app.command()(replay)
 # When piped (CI logs, README tables) rich would wrap at 80 columns and cut strategy names.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
 out = Console(width=_WIDTH)

@@ -14,8 +14,12 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from tradingbot.cache import Cache
-from tradingbot.persistence.db import create_db_engine, dispose_engines, normalize_url
+from tradingbot.persistence import repository as repo
+from tradingbot.persistence.db import create_db_engine, dispose_engines, normalize_url, session_scope
 from tradingbot.persistence.models import TABLES
+from tradingbot.pipeline.local import LocalStepFunctions
+from tradingbot.pipeline.runtime import Runtime, set_runtime
+from tradingbot.pipeline.settings import PipelineSettings
 from tradingbot.servers import Servers, running_servers
 
 
@@ -84,3 +88,30 @@ def closed_port() -> int:
 
 def database_url_with_password(url: str, password: str) -> str:
     return make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
+# ------------------------------------------------------------------ the pipeline, locally
+
+
+@pytest.fixture
+def runtime(db: Engine, cache: Cache, servers: Servers, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "BEDROCK_REGION", "AI_OPENAI_COMPATIBLE_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    rt = Runtime(settings=PipelineSettings(), database_url=servers.database_url, redis_url=servers.redis_url)
+    set_runtime(rt)
+    yield rt
+    set_runtime(None)
+
+
+@pytest.fixture
+def local(runtime: Runtime) -> Iterator[LocalStepFunctions]:
+    sf = LocalStepFunctions(runtime).start()
+    yield sf
+    sf.stop()
+
+
+@pytest.fixture
+def account(runtime: Runtime) -> tuple[int, str]:
+    with session_scope(runtime.engine()) as s:
+        acc, token = repo.create_account(s, name="test", exchange="paper", testnet=True)
+        return acc.id, token

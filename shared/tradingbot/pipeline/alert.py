@@ -1,0 +1,110 @@
+"""The TradingView alert contract and its validation.
+
+TradingView cannot set headers, so the account's token travels in the body. The Pine Script
+alert message that produces this body is in README.md ("TradingView alert").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Action = Literal["buy", "sell", "long", "short", "close", "flat"]
+
+
+class AlertError(ValueError):
+    """A refused alert: ``status`` is the HTTP status, ``reason`` a stable code, ``message`` names the field."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class TradingViewAlert(BaseModel):
+    """Body of ``POST /webhook/tradingview``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    token: Annotated[str, Field(min_length=16, max_length=128, description="the account's webhook token")]
+    strategy: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    symbol: Annotated[
+        str,
+        Field(
+            min_length=3,
+            max_length=32,
+            pattern=r"^[A-Za-z0-9]+(\.P)?$",
+            description="TradingView ticker, e.g. BTCUSDT or BTCUSDT.P",
+        ),
+    ]
+    action: Action
+    price: Annotated[Decimal, Field(gt=0, max_digits=20, decimal_places=10)]
+    time: dt.datetime = Field(description="bar time, ISO-8601 ({{timenow}} in Pine Script)")
+    quantity: Annotated[Decimal | None, Field(gt=0, max_digits=20, decimal_places=10)] = None
+    leverage: Annotated[int | None, Field(ge=1, le=125)] = None
+    stop_loss: Annotated[Decimal | None, Field(gt=0, max_digits=20, decimal_places=10)] = None
+    take_profit: Annotated[Decimal | None, Field(gt=0, max_digits=20, decimal_places=10)] = None
+    comment: Annotated[str | None, Field(max_length=500, description="free text; data, never instructions")] = None
+
+    @field_validator("symbol")
+    @classmethod
+    def _normalise_symbol(cls, v: str) -> str:
+        return v.upper().removesuffix(".P")
+
+    @field_validator("time")
+    @classmethod
+    def _aware(cls, v: dt.datetime) -> dt.datetime:
+        if v.tzinfo is None:
+            raise ValueError("must carry a timezone (TradingView's {{timenow}} is UTC with 'Z')")
+        return v.astimezone(dt.UTC)
+
+    def direction(self) -> Literal["long", "short", "flat"]:
+        return {"buy": "long", "long": "long", "sell": "short", "short": "short"}.get(self.action, "flat")  # type: ignore[return-value]
+
+    def public(self) -> dict[str, Any]:
+        """The alert without its token, JSON-ready: what the pipeline and the records carry."""
+        return json.loads(self.model_dump_json(exclude={"token"}))  # type: ignore[no-any-return]
+
+
+def parse_alert(body: bytes | str | None, max_bytes: int) -> TradingViewAlert:
+    raw = body.encode() if isinstance(body, str) else (body or b"")
+    if len(raw) > max_bytes:
+        raise AlertError(413, "body_too_large", f"body is {len(raw)} bytes; the limit is {max_bytes}")
+    if not raw.strip():
+        raise AlertError(400, "empty_body", "body is empty; expected a JSON object")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AlertError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AlertError(400, "malformed_json", "body must be a JSON object")
+    try:
+        return TradingViewAlert.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise AlertError(422, "invalid_field", f"{field}: {first['msg']}") from None
+
+
+def check_freshness(alert: TradingViewAlert, now: dt.datetime, max_age_s: int) -> None:
+    age = (now - alert.time).total_seconds()
+    if age > max_age_s:
+        raise AlertError(422, "stale_alert", f"time: alert is {age:.0f} s old; the limit is {max_age_s} s")
+    if age < -max_age_s:
+        raise AlertError(422, "future_alert", f"time: alert is {-age:.0f} s in the future")
+
+
+def idempotency_key(account_id: int, alert: TradingViewAlert) -> str:
+    """Same account + same alert content = same key, however often TradingView delivers it.
+
+    The key is also the Step Functions execution name (max 80 chars, [A-Za-z0-9-_]).
+    """
+    content = alert.model_dump_json(exclude={"token", "comment"})
+    digest = hashlib.sha256(f"{account_id}|{content}".encode()).hexdigest()[:40]
+    return f"tv-{account_id}-{digest}"

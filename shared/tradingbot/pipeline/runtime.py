@@ -1,0 +1,108 @@
+"""Per-process dependencies of the pipeline, built once per cold start.
+
+Handlers ask :func:`get_runtime` for what they need; tests and the local server install their own
+with :func:`set_runtime`. Nothing here is created before it is first used, so a stage that never
+touches Redis never connects to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from tradingbot.cache import Cache
+from tradingbot.persistence.config import PersistenceSettings
+from tradingbot.persistence.db import get_engine
+from tradingbot.pipeline.market import BundledCandles, CandleSource
+from tradingbot.pipeline.settings import PipelineSettings, get_settings
+
+
+def _database_url(settings: PersistenceSettings) -> str:
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    from tradingbot.servers import read_state  # local runs: the servers `make run` started
+
+    state = read_state(settings.data_dir)
+    if state is None:
+        raise RuntimeError("no database: set DATABASE_URL, or start local servers with `tradingbot servers up`")
+    return state.database_url
+
+
+def _redis_url(settings: PersistenceSettings) -> str:
+    if settings.redis_url is not None:
+        return settings.redis_url.get_secret_value()
+    from tradingbot.servers import read_state
+
+    state = read_state(settings.data_dir)
+    if state is None:
+        raise RuntimeError("no Redis: set REDIS_URL, or start local servers with `tradingbot servers up`")
+    return state.redis_url
+
+
+@dataclass
+class Runtime:
+    settings: PipelineSettings = field(default_factory=get_settings)
+    persistence: PersistenceSettings = field(default_factory=PersistenceSettings)
+    database_url: str | None = None
+    redis_url: str | None = None
+    candle_source: CandleSource | None = None
+    sfn_client: Any = None
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _engine: Engine | None = field(default=None, repr=False)
+    _cache: Cache | None = field(default=None, repr=False)
+
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                url = self.database_url or _database_url(self.persistence)
+                self._engine = get_engine(
+                    url,
+                    connect_timeout_s=self.persistence.db_connect_timeout_s,
+                    statement_timeout_ms=self.persistence.db_statement_timeout_ms,
+                )
+            return self._engine
+
+    def cache(self) -> Cache:
+        with self._lock:
+            if self._cache is None:
+                url = self.redis_url or _redis_url(self.persistence)
+                self._cache = Cache.from_url(url, timeout_s=self.persistence.redis_timeout_s)
+            return self._cache
+
+    def candles(self) -> CandleSource:
+        with self._lock:
+            if self.candle_source is None:
+                self.candle_source = BundledCandles()
+            return self.candle_source
+
+    def sfn(self) -> Any:
+        with self._lock:
+            if self.sfn_client is None:
+                import boto3  # adapters only: the domain never imports boto3
+
+                self.sfn_client = boto3.client("stepfunctions", region_name=self.settings.aws_region)
+            return self.sfn_client
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    global _runtime  # noqa: PLW0603 - one runtime per process (Lambda cold start) by design
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime()
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime  # noqa: PLW0603
+    with _runtime_lock:
+        _runtime = runtime

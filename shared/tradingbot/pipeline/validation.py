@@ -1,0 +1,200 @@
+"""Trade validation: quality rules and risk limits, each with a verdict and a reason.
+
+Every rule runs (no short-circuit) so the decision record shows the whole picture; the trade goes
+ahead only when no rule failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+Verdict = Literal["pass", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    verdict: Verdict
+    reason: str
+
+
+@dataclass(frozen=True)
+class RiskState:
+    """What the risk rules need to know about the account right now."""
+
+    kill_switch: str | None  # reason if engaged
+    open_positions: int
+    has_position_in_symbol: bool
+    realized_pnl_today: Decimal
+    max_position_usd: Decimal
+    max_leverage: int
+    max_daily_loss_usd: Decimal
+    max_open_positions: int
+
+
+@dataclass(frozen=True)
+class ValidationInput:
+    direction: Literal["long", "short", "flat"]
+    symbol: str
+    price: Decimal
+    quantity: Decimal | None
+    leverage: int
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
+    predict: dict[str, Any]
+    ensemble: dict[str, Any]
+    strategy: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    symbols: set[str]
+    min_ai_confidence: float = 70.0
+    min_win_rate: float = 0.55
+    min_reward_risk: float = 1.5
+    when_model_unavailable: Literal["skip", "reject"] = "skip"
+    when_ai_unavailable: Literal["skip", "reject"] = "skip"
+
+
+@dataclass
+class ValidationReport:
+    action: Literal["trade", "reject"]
+    reason: str | None
+    rules: list[RuleResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "reason": self.reason, "rules": [asdict(r) for r in self.rules]}
+
+
+def _unavailable(policy: str, rule: str, why: str) -> RuleResult:
+    if policy == "reject":
+        return RuleResult(rule, "fail", f"{why}, and this rule is configured to reject when unavailable")
+    return RuleResult(rule, "skip", f"{why} (configured to skip)")
+
+
+def rule_kill_switch(risk: RiskState) -> RuleResult:
+    if risk.kill_switch:
+        return RuleResult("kill_switch", "fail", f"kill switch engaged: {risk.kill_switch}")
+    return RuleResult("kill_switch", "pass", "not engaged")
+
+
+def rule_symbol(v: ValidationInput, cfg: ValidationConfig) -> RuleResult:
+    if v.symbol not in cfg.symbols:
+        return RuleResult("symbol_allowlist", "fail", f"{v.symbol} is not allowed ({', '.join(sorted(cfg.symbols))})")
+    return RuleResult("symbol_allowlist", "pass", f"{v.symbol} allowed")
+
+
+def rule_ai(v: ValidationInput, cfg: ValidationConfig) -> RuleResult:
+    e = v.ensemble
+    if e.get("voters_configured", 0) == 0:
+        return _unavailable(cfg.when_ai_unavailable, "ai_confidence", "no AI voters configured")
+    if e.get("outcome") != "agreement":
+        return RuleResult(
+            "ai_confidence", "fail", f"no 2-of-3 agreement ({e.get('outcome')}, counts {e.get('counts')})"
+        )
+    if str(e.get("signal", "")).lower() != v.direction:
+        return RuleResult("ai_confidence", "fail", f"AI ensemble says {e.get('signal')}, the alert says {v.direction}")
+    conf = float(e.get("confidence") or 0.0)
+    if conf <= cfg.min_ai_confidence:
+        return RuleResult("ai_confidence", "fail", f"AI confidence {conf:.1f} % <= {cfg.min_ai_confidence:.1f} %")
+    return RuleResult("ai_confidence", "pass", f"{e.get('signal')} at {conf:.1f} % > {cfg.min_ai_confidence:.1f} %")
+
+
+def rule_lstm(v: ValidationInput, cfg: ValidationConfig) -> RuleResult:
+    p = v.predict
+    if p.get("model") == "unavailable":
+        return _unavailable(cfg.when_model_unavailable, "lstm_agrees", f"model unavailable: {p.get('reason')}")
+    direction = str(p.get("direction", "")).lower()
+    if direction != v.direction:
+        return RuleResult(
+            "lstm_agrees", "fail", f"LSTM predicts {direction or 'nothing'}, the alert says {v.direction}"
+        )
+    return RuleResult("lstm_agrees", "pass", f"LSTM ({p.get('model')}) predicts {direction}")
+
+
+def rule_win_rate(v: ValidationInput, cfg: ValidationConfig) -> RuleResult:
+    s = v.strategy
+    if not s.get("known"):
+        return RuleResult("backtest_win_rate", "fail", f"strategy {s.get('name')!r} has no backtest (not registered)")
+    rate = float(s.get("win_rate", 0.0))
+    if s.get("trades", 0) == 0 or rate <= cfg.min_win_rate:
+        return RuleResult(
+            "backtest_win_rate", "fail",
+            f"{s.get('name')} backtested win rate {rate:.1%} over {s.get('trades')} trades <= {cfg.min_win_rate:.0%}",
+        )  # fmt: skip
+    return RuleResult("backtest_win_rate", "pass", f"{s.get('name')} win rate {rate:.1%} > {cfg.min_win_rate:.0%}")
+
+
+def rule_reward_risk(v: ValidationInput, cfg: ValidationConfig) -> RuleResult:
+    if v.stop_loss is None or v.take_profit is None:
+        return RuleResult("reward_risk", "fail", "no stop-loss / take-profit to measure reward against risk")
+    sign = Decimal(1) if v.direction == "long" else Decimal(-1)
+    risk = (v.price - v.stop_loss) * sign
+    reward = (v.take_profit - v.price) * sign
+    if risk <= 0 or reward <= 0:
+        return RuleResult(
+            "reward_risk", "fail", f"stop {v.stop_loss} / target {v.take_profit} are on the wrong side of {v.price}"
+        )
+    ratio = float(reward / risk)
+    if ratio <= cfg.min_reward_risk:
+        return RuleResult("reward_risk", "fail", f"reward/risk {ratio:.2f} <= {cfg.min_reward_risk}")
+    return RuleResult("reward_risk", "pass", f"reward/risk {ratio:.2f} > {cfg.min_reward_risk}")
+
+
+def rule_leverage(v: ValidationInput, risk: RiskState) -> RuleResult:
+    if v.leverage > risk.max_leverage:
+        return RuleResult("max_leverage", "fail", f"leverage {v.leverage}x > account limit {risk.max_leverage}x")
+    return RuleResult("max_leverage", "pass", f"{v.leverage}x <= {risk.max_leverage}x")
+
+
+def rule_notional(v: ValidationInput, risk: RiskState) -> RuleResult:
+    if v.quantity is None:
+        return RuleResult(
+            "max_position_notional", "pass", f"sized by the account's risk settings (cap {risk.max_position_usd} USDT)"
+        )
+    notional = v.quantity * v.price
+    if notional > risk.max_position_usd:
+        return RuleResult(
+            "max_position_notional", "fail", f"notional {notional:.2f} > limit {risk.max_position_usd} USDT"
+        )
+    return RuleResult("max_position_notional", "pass", f"notional {notional:.2f} <= {risk.max_position_usd} USDT")
+
+
+def rule_open_positions(risk: RiskState) -> RuleResult:
+    if not risk.has_position_in_symbol and risk.open_positions >= risk.max_open_positions:
+        return RuleResult(
+            "max_open_positions", "fail", f"{risk.open_positions} open >= limit {risk.max_open_positions}"
+        )
+    return RuleResult("max_open_positions", "pass", f"{risk.open_positions} open, limit {risk.max_open_positions}")
+
+
+def rule_daily_loss(risk: RiskState) -> RuleResult:
+    if -risk.realized_pnl_today >= risk.max_daily_loss_usd:
+        return RuleResult(
+            "max_daily_loss",
+            "fail",
+            f"lost {-risk.realized_pnl_today:.2f} today >= limit {risk.max_daily_loss_usd} USDT",
+        )
+    return RuleResult(
+        "max_daily_loss", "pass", f"today's PnL {risk.realized_pnl_today:.2f}, limit -{risk.max_daily_loss_usd} USDT"
+    )
+
+
+def validate(v: ValidationInput, risk: RiskState, cfg: ValidationConfig) -> ValidationReport:
+    rules = [rule_kill_switch(risk), rule_symbol(v, cfg)]
+    if v.direction == "flat":
+        # closing only reduces risk: quality rules and entry limits do not apply
+        skipped = ("ai_confidence", "lstm_agrees", "backtest_win_rate", "reward_risk", "max_leverage",
+                   "max_position_notional", "max_open_positions", "max_daily_loss")  # fmt: skip
+        rules += [RuleResult(name, "skip", "closing a position reduces risk") for name in skipped]
+    else:
+        rules += [
+            rule_ai(v, cfg), rule_lstm(v, cfg), rule_win_rate(v, cfg), rule_reward_risk(v, cfg),
+            rule_leverage(v, risk), rule_notional(v, risk), rule_open_positions(risk), rule_daily_loss(risk),
+        ]  # fmt: skip
+    failed = [r for r in rules if r.verdict == "fail"]
+    if failed:
+        return ValidationReport("reject", f"{failed[0].rule}: {failed[0].reason}", rules)
+    return ValidationReport("trade", None, rules)
