@@ -14,7 +14,7 @@ EXTRAS ?= dev
 .PHONY: help venv run stop test bench lint clean
 
 help:
-	@echo "make run    - start embedded PostgreSQL + Redis, migrate, run the main job on local defaults"
+	@echo "make run    - embedded PostgreSQL + Redis, then the webhook and pipeline on 127.0.0.1:8001"
 	@echo "make stop   - stop the embedded servers started by make run"
 	@echo "make test   - create .venv (python3.12), install, run the test suite"
 	@echo "make bench  - run benchmarks/ and print figures beside their references"
@@ -31,12 +31,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Starts (or reuses) the embedded PostgreSQL and Redis under .data/, migrates, lists the accounts,
-# then backtests all six strategies on the bundled candles. `make stop` stops the servers.
+# Starts (or reuses) the embedded PostgreSQL and Redis under .data/ (migrated), creates the demo
+# paper account if needed, and serves the webhook + the whole pipeline on http://127.0.0.1:8001
+# until Ctrl-C. `make stop` stops the database servers.
+PORT ?= 8001
 run: $(STAMP)
 	$(VENV)/bin/tradingbot servers up
-	$(VENV)/bin/tradingbot accounts list
-	$(VENV)/bin/tradingbot backtest --all --data shared/tradingbot/datasets/BTCUSDT-1h.csv.gz
+	$(VENV)/bin/tradingbot serve --port $(PORT)
 
 stop: $(STAMP)
 	$(VENV)/bin/tradingbot servers down

@@ -67,8 +67,14 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.register_in_adapter(_TIMESTAMPTZ_OID, _fast_timestamptz)
 
 
-def create_db_engine(url: str | URL, *, connect_timeout_s: float = 5.0, statement_timeout_ms: int = 4_000) -> Engine:
-    """A new engine; most code wants :func:`get_engine`, which caches one per URL."""
+def create_db_engine(
+    url: str | URL, *, connect_timeout_s: float = 5.0, statement_timeout_ms: int = 4_000, pool_size: int = 1
+) -> Engine:
+    """A new engine; most code wants :func:`get_engine`, which caches one per URL.
+
+    ``pool_size`` 1 fits Lambda (one request per container; RDS Proxy multiplexes). A local server
+    that handles many requests in threads (``tradingbot serve``) asks for more.
+    """
     parsed = normalize_url(url)
     startup: dict[str, str] = {}
     if statement_timeout_ms > 0:
@@ -76,7 +82,7 @@ def create_db_engine(url: str | URL, *, connect_timeout_s: float = 5.0, statemen
     socket_timeout = max(connect_timeout_s, statement_timeout_ms / 1000 + 1) if statement_timeout_ms else None
     engine = create_engine(
         parsed,
-        pool_size=1,
+        pool_size=pool_size,
         max_overflow=1,
         pool_pre_ping=True,
         pool_recycle=_POOL_RECYCLE_S,
@@ -91,15 +97,18 @@ def create_db_engine(url: str | URL, *, connect_timeout_s: float = 5.0, statemen
     return engine
 
 
-def get_engine(url: str | URL, *, connect_timeout_s: float = 5.0, statement_timeout_ms: int = 4_000) -> Engine:
+def get_engine(
+    url: str | URL, *, connect_timeout_s: float = 5.0, statement_timeout_ms: int = 4_000, pool_size: int = 1
+) -> Engine:
     """The process-wide engine for ``url`` (one per cold start)."""
     key = normalize_url(url).render_as_string(hide_password=False)
     with _lock:
         engine = _engines.get(key)
         if engine is None:
             engine = create_db_engine(
-                key, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms
-            )
+                key, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms,
+                pool_size=pool_size,
+            )  # fmt: skip
             _engines[key] = engine
         return engine
 

@@ -56,6 +56,9 @@ ORDER_TYPES = ("market", "limit", "stop_market", "take_profit_market")
 ORDER_STATUSES = ("pending", "submitted", "open", "partially_filled", "filled", "canceled", "rejected", "failed")
 POSITION_SIDES = ("long", "short")
 RUN_STATUSES = ("running", "succeeded", "failed")
+SIZING_MODES = ("fixed_notional", "pct_equity", "risk_per_trade")
+MARGIN_MODES = ("isolated", "cross")
+EXECUTION_STATUSES = ("filled", "partially_filled", "rejected", "no_op", "pending")
 
 Money = Numeric(38, 18, asdecimal=True)
 
@@ -95,6 +98,10 @@ class Account(Base):
         CheckConstraint("max_daily_loss_usd > 0", name="max_daily_loss_usd"),
         CheckConstraint("max_open_positions >= 0", name="max_open_positions"),
         CheckConstraint("risk_per_trade_pct > 0 AND risk_per_trade_pct <= 100", name="risk_per_trade_pct"),
+        CheckConstraint(_in("sizing_mode", SIZING_MODES), name="sizing_mode"),
+        CheckConstraint(_in("margin_mode", MARGIN_MODES), name="margin_mode"),
+        CheckConstraint("fixed_notional_usd > 0", name="fixed_notional_usd"),
+        CheckConstraint("equity_pct > 0 AND equity_pct <= 100", name="equity_pct"),
     )
 
     id: Mapped[int] = _pk()
@@ -110,6 +117,12 @@ class Account(Base):
     max_daily_loss_usd: Mapped[Decimal] = mapped_column(server_default=text("100"))
     max_open_positions: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     risk_per_trade_pct: Mapped[Decimal] = mapped_column(server_default=text("1"))
+    # Position sizing (tradingbot.exchange.positions): fixed notional, % of equity as margin, or
+    # risk_per_trade_pct of equity lost if the stop is hit. Added by migration 0002.
+    sizing_mode: Mapped[str] = mapped_column(String(16), server_default=text("'risk_per_trade'"))
+    fixed_notional_usd: Mapped[Decimal] = mapped_column(server_default=text("100"))
+    equity_pct: Mapped[Decimal] = mapped_column(server_default=text("10"))
+    margin_mode: Mapped[str] = mapped_column(String(8), server_default=text("'isolated'"))
     created_at: Mapped[dt.datetime] = _now()
 
     credentials: Mapped[ApiCredential | None] = relationship(back_populates="account", uselist=False)
@@ -341,6 +354,93 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[dt.datetime] = _now()
+
+
+class Execution(Base):
+    """One Execute-stage outcome per (account, decision): what was done or why nothing was, so a
+    rejection's reason is stored even when no order row exists (unknown symbol, kill switch ...)."""
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
+        UniqueConstraint("account_id", "decision_key"),
+    )
+
+    id: Mapped[int] = _pk()
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    decision_key: Mapped[str] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str | None]
+    report: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime] = _now()
+
+
+class PaperWallet(Base):
+    """The paper exchange's USDT wallet per account (realised PnL, fees and funding land here)."""
+
+    __tablename__ = "paper_wallets"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    balance: Mapped[Decimal]
+    updated_at: Mapped[dt.datetime] = _now()
+
+
+class PaperSymbolSetting(Base):
+    __tablename__ = "paper_symbol_settings"
+    __table_args__ = (CheckConstraint(_in("margin_mode", MARGIN_MODES), name="margin_mode"),)
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    leverage: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    margin_mode: Mapped[str] = mapped_column(String(8), server_default=text("'isolated'"))
+
+
+class PaperPosition(Base):
+    """A paper position in one-way mode: one row per (account, symbol); quantity 0 = flat."""
+
+    __tablename__ = "paper_positions"
+    __table_args__ = (CheckConstraint(_in("side", POSITION_SIDES), name="side"),)
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[Decimal]
+    entry_price: Mapped[Decimal]
+    leverage: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    funding_paid: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    updated_at: Mapped[dt.datetime] = _now()
+
+
+class PaperOrder(Base):
+    """The paper exchange's order book: what ccxt would return from the venue."""
+
+    __tablename__ = "paper_orders"
+    __table_args__ = (
+        CheckConstraint(_in("side", ORDER_SIDES), name="side"),
+        CheckConstraint(_in("type", ORDER_TYPES), name="type"),
+        UniqueConstraint("account_id", "client_order_id"),
+        Index("ix_paper_orders_live", "account_id", "symbol", postgresql_where=text("status = 'open'")),
+    )
+
+    id: Mapped[int] = _pk()
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    client_order_id: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    type: Mapped[str] = mapped_column(String(24))
+    quantity: Mapped[Decimal]
+    price: Mapped[Decimal | None]
+    trigger_price: Mapped[Decimal | None]
+    reduce_only: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    status: Mapped[str] = mapped_column(String(24))
+    filled: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    average_price: Mapped[Decimal | None]
+    fee: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    created_at: Mapped[dt.datetime] = _now()
+    updated_at: Mapped[dt.datetime] = _now()
 
 
 TABLES = tuple(Base.metadata.sorted_tables)

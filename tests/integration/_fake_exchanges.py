@@ -1,0 +1,766 @@
+"""Local HTTP servers that answer like Binance USDT-M futures (fapi) and OKX v5 REST, for the real
+ccxt clients. Only the subset the adapter uses, with real signature checks, realistic JSON and
+injectable faults. Each server counts the orders it accepted, so a test can assert "exactly one".
+
+Faults (``venue.inject(Fault(...))``) are consumed by the next order-create request, in order:
+
+* ``timeout_after_accept``: the order is booked, then the answer waits ``delay_s`` (past the
+  client's timeout), so the client never learns the outcome.
+* ``error_5xx`` / ``error_5xx_after_accept``: a 503 before / after the order is booked.
+* ``rate_limit``: 429 (or 418 with ``status=418``) and ``Retry-After``; nothing booked.
+* ``insufficient_margin``: the venue's margin error; nothing booked.
+* ``partial_fill``: the order fills ``fraction`` of its quantity.
+
+``lookup_misses`` makes the next N order lookups answer "does not exist" even for a booked order
+(the venue's read side lagging its write side), which is what makes a create answer "duplicate".
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import itertools
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+API_KEY = "fake-api-key-0123456789abcdef"
+API_SECRET = "fake-api-secret-fedcba9876543210"
+PASSPHRASE = "fake-passphrase"
+
+
+@dataclass
+class Fault:
+    kind: str
+    delay_s: float = 0.0
+    status: int = 429
+    retry_after_s: float = 1.0
+    fraction: Decimal = Decimal("0.5")
+
+
+@dataclass
+class SymbolSpec:
+    base: str
+    price: Decimal
+    step: Decimal  # Binance lot step / OKX lot size in contracts
+    tick: Decimal
+    min_qty: Decimal  # base units
+    min_notional: Decimal
+    max_leverage: int
+    ct_val: Decimal = Decimal(1)  # OKX contract value in base units
+
+
+SPECS = {
+    "BTC": SymbolSpec("BTC", Decimal("50000"), Decimal("0.001"), Decimal("0.1"), Decimal("0.001"), Decimal(100), 125,
+                      ct_val=Decimal("0.01")),
+    "ETH": SymbolSpec("ETH", Decimal("3000"), Decimal("0.001"), Decimal("0.01"), Decimal("0.001"), Decimal(20), 100,
+                      ct_val=Decimal("0.1")),
+}  # fmt: skip
+
+
+@dataclass
+class Book:
+    """Venue-agnostic state: orders by client id, net positions by base asset, wallet."""
+
+    wallet: Decimal = Decimal(10_000)
+    leverage: dict[str, int] = field(default_factory=dict)
+    margin_mode: dict[str, str] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    positions: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # base -> (signed qty, entry)
+    accepted: list[str] = field(default_factory=list)  # client ids in booking order (duplicates would show)
+    create_requests: int = 0
+    lookups: int = 0
+    request_log: list[tuple[str, str]] = field(default_factory=list)
+    faults: deque[Fault] = field(default_factory=deque)
+    lookup_misses: int = 0
+    fee_rate: Decimal = Decimal("0.0005")
+    ids: Any = field(default_factory=lambda: itertools.count(8_389_765_000))
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def inject(self, *faults: Fault) -> None:
+        self.faults.extend(faults)
+
+    def next_fault(self) -> Fault | None:
+        return self.faults.popleft() if self.faults else None
+
+    def used_margin(self) -> Decimal:
+        total = Decimal(0)
+        for base, (qty, entry) in self.positions.items():
+            total += abs(qty) * entry / self.leverage.get(base, 20)
+        return total
+
+    def available(self) -> Decimal:
+        return self.wallet - self.used_margin()
+
+    def fill(self, base: str, side: str, qty: Decimal, price: Decimal) -> None:
+        """Apply a fill to the net position and the wallet (realised PnL and fee)."""
+        signed = qty if side == "buy" else -qty
+        cur, entry = self.positions.get(base, (Decimal(0), Decimal(0)))
+        new = cur + signed
+        if cur == 0 or (cur > 0) == (signed > 0):
+            entry = (abs(cur) * entry + qty * price) / abs(new)
+        else:
+            closed = min(abs(cur), qty)
+            self.wallet += closed * (price - entry) * (1 if cur > 0 else -1)
+            if new != 0 and (new > 0) != (cur > 0):
+                entry = price
+        self.wallet -= qty * price * self.fee_rate
+        if new == 0:
+            self.positions.pop(base, None)
+        else:
+            self.positions[base] = (new, entry)
+
+    def book_order(self, cid: str, base: str, side: str, otype: str, qty: Decimal, price: Decimal | None,
+                   trigger: Decimal | None, reduce_only: bool, fraction: Decimal) -> dict[str, Any]:  # fmt: skip
+        spec = SPECS[base]
+        order: dict[str, Any] = {
+            "id": next(self.ids), "cid": cid, "base": base, "side": side, "type": otype, "qty": qty,
+            "price": price, "trigger": trigger, "reduce_only": reduce_only, "filled": Decimal(0),
+            "avg": Decimal(0), "status": "NEW", "time": int(time.time() * 1000),
+        }  # fmt: skip
+        if reduce_only and otype in ("MARKET", "LIMIT"):
+            cur = self.positions.get(base, (Decimal(0), Decimal(0)))[0]
+            qty = min(qty, abs(cur)) if (cur > 0) == (side == "sell") else Decimal(0)
+        marketable = otype == "MARKET" or (
+            otype == "LIMIT" and price is not None and ((side == "buy") == (price >= spec.price))
+        )
+        if marketable and qty > 0:
+            fill_qty = (qty * fraction).quantize(spec.step, ROUND_DOWN) if fraction < 1 else qty
+            fill_price = spec.price if otype == "MARKET" else (price or spec.price)
+            self.fill(base, side, fill_qty, fill_price)
+            order["filled"], order["avg"] = fill_qty, fill_price
+            if fill_qty == order["qty"]:
+                order["status"] = "FILLED"
+            else:
+                order["status"] = "EXPIRED" if otype == "MARKET" else "PARTIALLY_FILLED"
+        self.orders[cid] = order
+        self.accepted.append(cid)
+        return order
+
+    def margin_ok(self, base: str, qty: Decimal, reduce_only: bool) -> bool:
+        if reduce_only:
+            return True
+        lev = self.leverage.get(base, 20)
+        return qty * SPECS[base].price / lev + qty * SPECS[base].price * self.fee_rate <= self.available()
+
+
+class _Server:
+    def __init__(self, handler: type[BaseHTTPRequestHandler], book: Book) -> None:
+        self.book = book
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.httpd.book = book  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body leave in two writes: without this, Nagle + delayed ACK add ~40 ms
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    @property
+    def book(self) -> Book:
+        return self.server.book  # type: ignore[attr-defined,no-any-return]
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client timed out and left
+            self.wfile.write(raw)
+
+    def _body(self) -> str:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length).decode() if length else ""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        raise NotImplementedError
+
+
+def _d(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
+
+
+# ====================================================================== Binance USDT-M futures
+
+
+class BinanceHandler(_Handler):
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        body = self._body()
+        with self.book.lock:
+            self.book.request_log.append((method, parts.path))
+        route = getattr(self, f"_{method.lower()}_{parts.path.strip('/').replace('/', '_')}", None)
+        if route is None:
+            self._send(404, {"code": -5000, "msg": f"Path {parts.path}, Method {method} is invalid"})
+            return
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        params.update(dict(parse_qsl(body, keep_blank_values=True)))
+        if (
+            "signature" in params
+            or parts.path.startswith(("/fapi/v2", "/fapi/v3"))
+            or route.__name__.startswith(("_post", "_delete"))
+            or parts.path.endswith(("/order", "/algoOrder", "/leverageBracket"))
+        ):
+            error = self._check_signature(parts.query, body)
+            if error:
+                self._send(401 if error[0] == -2015 else 400, {"code": error[0], "msg": error[1]})
+                return
+        route(params)
+
+    def _check_signature(self, query: str, body: str) -> tuple[int, str] | None:
+        if self.headers.get("X-MBX-APIKEY") != API_KEY:
+            return -2015, "Invalid API-key, IP, or permissions for action."
+        payload = "&".join(p for p in (query, body) if p)
+        signed, _, signature = payload.rpartition("&signature=")
+        expected = hmac.new(API_SECRET.encode(), signed.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            return -1022, "Signature for this request is not valid."
+        ts = int(dict(parse_qsl(signed)).get("timestamp", "0"))
+        window = int(dict(parse_qsl(signed)).get("recvWindow", "5000"))
+        if abs(time.time() * 1000 - ts) > window:
+            return -1021, "Timestamp for this request is outside of the recvWindow."
+        return None
+
+    # ---- public
+
+    def _get_fapi_v1_time(self, _: dict[str, str]) -> None:
+        self._send(200, {"serverTime": int(time.time() * 1000)})
+
+    def _get_fapi_v1_exchangeInfo(self, _: dict[str, str]) -> None:  # noqa: N802
+        symbols = []
+        for spec in SPECS.values():
+            symbols.append({
+                "symbol": f"{spec.base}USDT", "pair": f"{spec.base}USDT", "contractType": "PERPETUAL",
+                "deliveryDate": 4133404800000, "onboardDate": 1569398400000, "status": "TRADING",
+                "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000", "baseAsset": spec.base,
+                "quoteAsset": "USDT", "marginAsset": "USDT", "pricePrecision": 2, "quantityPrecision": 3,
+                "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN", "underlyingSubType": ["PoW"],
+                "triggerProtect": "0.0500", "liquidationFee": "0.012500", "marketTakeBound": "0.05",
+                "maxMoveOrderLimit": 10000,
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "minPrice": "0.10", "maxPrice": "4529764",
+                     "tickSize": _d(spec.tick)},
+                    {"filterType": "LOT_SIZE", "minQty": _d(spec.min_qty), "maxQty": "1000", "stepSize": _d(spec.step)},
+                    {"filterType": "MARKET_LOT_SIZE", "minQty": _d(spec.min_qty), "maxQty": "120",
+                     "stepSize": _d(spec.step)},
+                    {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                    {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                    {"filterType": "MIN_NOTIONAL", "notional": _d(spec.min_notional)},
+                    {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500",
+                     "multiplierDecimal": "4"},
+                ],
+                "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                               "TRAILING_STOP_MARKET"],
+                "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+            })  # fmt: skip
+        self._send(200, {
+            "timezone": "UTC", "serverTime": int(time.time() * 1000), "futuresType": "U_MARGINED",
+            "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+                           {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200}],
+            "exchangeFilters": [],
+            "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+            "symbols": symbols,
+        })  # fmt: skip
+
+    # ---- orders
+
+    def _order_json(self, o: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "orderId": o["id"], "symbol": f"{o['base']}USDT", "status": o["status"], "clientOrderId": o["cid"],
+            "price": _d(o["price"] or Decimal(0)), "avgPrice": _d(o["avg"]), "origQty": _d(o["qty"]),
+            "executedQty": _d(o["filled"]), "cumQuote": _d(o["filled"] * o["avg"]), "timeInForce": "GTC",
+            "type": o["type"], "reduceOnly": o["reduce_only"], "closePosition": False, "side": o["side"].upper(),
+            "positionSide": "BOTH", "stopPrice": "0", "workingType": "CONTRACT_PRICE", "priceProtect": False,
+            "origType": o["type"], "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER",
+            "goodTillDate": 0, "time": o["time"], "updateTime": o["time"],
+        }  # fmt: skip
+
+    def _algo_json(self, o: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "algoId": o["id"], "clientAlgoId": o["cid"], "algoType": "CONDITIONAL", "orderType": o["type"],
+            "symbol": f"{o['base']}USDT", "side": o["side"].upper(), "positionSide": "BOTH", "timeInForce": "GTC",
+            "quantity": _d(o["qty"]), "algoStatus": o["status"], "triggerPrice": _d(o["trigger"] or Decimal(0)),
+            "price": "0", "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER",
+            "workingType": "CONTRACT_PRICE", "priceMatch": "NONE", "closePosition": False, "priceProtect": False,
+            "reduceOnly": o["reduce_only"], "createTime": o["time"], "updateTime": o["time"], "triggerTime": 0,
+            "goodTillDate": 0,
+        }  # fmt: skip
+
+    def _spec(self, params: dict[str, str]) -> SymbolSpec | None:
+        symbol = params.get("symbol", "")
+        base = symbol.removesuffix("USDT")
+        if not symbol.endswith("USDT") or base not in SPECS:
+            self._send(400, {"code": -1121, "msg": "Invalid symbol."})
+            return None
+        return SPECS[base]
+
+    def _create(self, params: dict[str, str], algo: bool) -> None:
+        book = self.book
+        spec = self._spec(params)
+        if spec is None:
+            return
+        cid = params.get("clientAlgoId" if algo else "newClientOrderId", "")
+        qty = Decimal(params.get("quantity", "0"))
+        reduce_only = params.get("reduceOnly") == "true"
+        price = Decimal(params["price"]) if "price" in params and not algo else None
+        trigger = Decimal(params["triggerPrice"]) if algo and "triggerPrice" in params else None
+        otype = params.get("type", "MARKET")
+        with book.lock:
+            book.create_requests += 1
+            fault = book.next_fault()
+            if fault and fault.kind == "rate_limit":
+                code = -1003
+                msg = "Too many requests; current limit of IP is 2400 requests per minute."
+                self._send(fault.status, {"code": code, "msg": msg}, {"Retry-After": str(fault.retry_after_s)})
+                return
+            if fault and fault.kind == "error_5xx":
+                self._send(503, {"code": -1001, "msg": "Internal error; unable to process your request."})
+                return
+            if cid in book.orders:
+                self._send(400, {"code": -4116, "msg": "ClientOrderId is duplicated."})
+                return
+            if (qty % spec.step) != 0 or qty < spec.min_qty:
+                self._send(400, {"code": -4003, "msg": "Quantity less than or equal to zero."})
+                return
+            if not reduce_only and qty * spec.price < spec.min_notional:
+                msg = f"Order's notional must be no smaller than {spec.min_notional} (unless you choose reduce only)."
+                self._send(400, {"code": -4164, "msg": msg})
+                return
+            if (fault and fault.kind == "insufficient_margin") or not book.margin_ok(spec.base, qty, reduce_only):
+                self._send(400, {"code": -2019, "msg": "Margin is insufficient."})
+                return
+            fraction = fault.fraction if fault and fault.kind == "partial_fill" else Decimal(1)
+            if algo:
+                order = book.book_order(cid, spec.base, params["side"].lower(), otype, qty, None, trigger, reduce_only,
+                                        Decimal(0))  # fmt: skip
+            else:
+                order = book.book_order(cid, spec.base, params["side"].lower(), otype, qty, price, None, reduce_only,
+                                        fraction)  # fmt: skip
+            answer = self._algo_json(order) if algo else self._order_json(order)
+        if fault and fault.kind == "timeout_after_accept":
+            time.sleep(fault.delay_s)
+        if fault and fault.kind == "error_5xx_after_accept":
+            self._send(503, {"code": -1007, "msg": "Timeout waiting for response from backend server. "
+                             "Send status unknown; execution status unknown."})  # fmt: skip
+            return
+        self._send(200, answer)
+
+    def _lookup(self, params: dict[str, str], algo: bool) -> dict[str, Any] | None:
+        cid = params.get("clientAlgoId" if algo else "origClientOrderId")
+        with self.book.lock:
+            self.book.lookups += 1
+            if self.book.lookup_misses > 0:
+                self.book.lookup_misses -= 1
+                return None
+            if cid is not None:
+                return self.book.orders.get(cid)
+            oid = params.get("algoId" if algo else "orderId")
+            return next((o for o in self.book.orders.values() if str(o["id"]) == oid), None)
+
+    def _post_fapi_v1_order(self, params: dict[str, str]) -> None:
+        self._create(params, algo=False)
+
+    def _post_fapi_v1_algoOrder(self, params: dict[str, str]) -> None:  # noqa: N802
+        self._create(params, algo=True)
+
+    def _get_fapi_v1_order(self, params: dict[str, str]) -> None:
+        order = self._lookup(params, algo=False)
+        if order is None or order["type"] not in ("MARKET", "LIMIT"):
+            self._send(400, {"code": -2013, "msg": "Order does not exist."})
+        else:
+            self._send(200, self._order_json(order))
+
+    def _get_fapi_v1_algoOrder(self, params: dict[str, str]) -> None:  # noqa: N802
+        order = self._lookup(params, algo=True)
+        if order is None or order["type"] in ("MARKET", "LIMIT"):
+            self._send(400, {"code": -2013, "msg": "Order does not exist."})
+        else:
+            self._send(200, self._algo_json(order))
+
+    def _cancel(self, params: dict[str, str], algo: bool) -> None:
+        order = self._lookup(params, algo)
+        if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            self._send(400, {"code": -2011, "msg": "Unknown order sent."})
+            return
+        order["status"] = "CANCELED"
+        if algo:
+            self._send(200, {"algoId": order["id"], "clientAlgoId": order["cid"], "code": "200", "msg": "success"})
+        else:
+            self._send(200, self._order_json(order))
+
+    def _delete_fapi_v1_order(self, params: dict[str, str]) -> None:
+        self._cancel(params, algo=False)
+
+    def _delete_fapi_v1_algoOrder(self, params: dict[str, str]) -> None:  # noqa: N802
+        self._cancel(params, algo=True)
+
+    # ---- account
+
+    def _post_fapi_v1_leverage(self, params: dict[str, str]) -> None:
+        spec = self._spec(params)
+        if spec is None:
+            return
+        lev = int(params["leverage"])
+        if lev > spec.max_leverage:
+            self._send(400, {"code": -4028, "msg": f"Leverage {lev} is not valid"})
+            return
+        self.book.leverage[spec.base] = lev
+        self._send(200, {"leverage": lev, "maxNotionalValue": "1000000", "symbol": f"{spec.base}USDT"})
+
+    def _post_fapi_v1_marginType(self, params: dict[str, str]) -> None:  # noqa: N802
+        spec = self._spec(params)
+        if spec is None:
+            return
+        if self.book.margin_mode.get(spec.base) == params["marginType"]:
+            self._send(400, {"code": -4046, "msg": "No need to change margin type."})
+            return
+        self.book.margin_mode[spec.base] = params["marginType"]
+        self._send(200, {"code": 200, "msg": "success"})
+
+    def _get_fapi_v1_leverageBracket(self, params: dict[str, str]) -> None:  # noqa: N802
+        out = []
+        for spec in SPECS.values():
+            out.append({"symbol": f"{spec.base}USDT", "notionalCoef": 1.0, "brackets": [
+                {"bracket": 1, "initialLeverage": spec.max_leverage, "notionalCap": 50000, "notionalFloor": 0,
+                 "maintMarginRatio": 0.004, "cum": 0.0},
+                {"bracket": 2, "initialLeverage": 50, "notionalCap": 600000, "notionalFloor": 50000,
+                 "maintMarginRatio": 0.005, "cum": 50.0}]})  # fmt: skip
+        self._send(200, out)
+
+    def _get_fapi_v3_positionRisk(self, _: dict[str, str]) -> None:  # noqa: N802
+        out = []
+        with self.book.lock:
+            for base, (qty, entry) in self.book.positions.items():
+                mark = SPECS[base].price
+                lev = self.book.leverage.get(base, 20)
+                out.append({
+                    "symbol": f"{base}USDT", "positionSide": "BOTH", "positionAmt": _d(qty), "entryPrice": _d(entry),
+                    "breakEvenPrice": _d(entry), "markPrice": _d(mark), "unRealizedProfit": _d(qty * (mark - entry)),
+                    "liquidationPrice": "0", "isolatedMargin": "0", "notional": _d(qty * mark), "marginAsset": "USDT",
+                    "isolatedWallet": "0", "initialMargin": _d(abs(qty) * mark / lev),
+                    "maintMargin": _d(abs(qty) * mark * Decimal("0.004")),
+                    "positionInitialMargin": _d(abs(qty) * mark / lev), "openOrderInitialMargin": "0", "adl": 1,
+                    "bidNotional": "0", "askNotional": "0", "updateTime": int(time.time() * 1000),
+                })  # fmt: skip
+        self._send(200, out)
+
+    def _get_fapi_v3_account(self, _: dict[str, str]) -> None:
+        with self.book.lock:
+            wallet, avail = self.book.wallet, self.book.available()
+        self._send(200, {
+            "totalInitialMargin": _d(wallet - avail), "totalMaintMargin": "0", "totalWalletBalance": _d(wallet),
+            "totalUnrealizedProfit": "0", "totalMarginBalance": _d(wallet), "availableBalance": _d(avail),
+            "maxWithdrawAmount": _d(avail),
+            "assets": [{"asset": "USDT", "walletBalance": _d(wallet), "unrealizedProfit": "0",
+                        "marginBalance": _d(wallet), "maintMargin": "0", "initialMargin": _d(wallet - avail),
+                        "positionInitialMargin": _d(wallet - avail), "openOrderInitialMargin": "0",
+                        "crossWalletBalance": _d(wallet), "crossUnPnl": "0", "availableBalance": _d(avail),
+                        "maxWithdrawAmount": _d(avail), "updateTime": int(time.time() * 1000)}],
+            "positions": [],
+        })  # fmt: skip
+
+
+# ====================================================================== OKX v5
+
+
+def _okx_ok(data: list[dict[str, Any]]) -> dict[str, Any]:
+    now = str(int(time.time() * 1_000_000))
+    return {"code": "0", "msg": "", "data": data, "inTime": now, "outTime": now}
+
+
+class OkxHandler(_Handler):
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        body = self._body()
+        with self.book.lock:
+            self.book.request_log.append((method, parts.path))
+        name = f"_{method.lower()}_{parts.path.removeprefix('/api/v5/').replace('/', '_').replace('-', '_')}"
+        route = getattr(self, name, None)
+        if route is None:
+            self._send(404, {"code": "50014", "msg": f"{parts.path} not found", "data": []})
+            return
+        if not parts.path.startswith("/api/v5/public/"):
+            error = self._check_signature(method, self.path, body)
+            if error:
+                self._send(401, {"code": error[0], "msg": error[1], "data": []})
+                return
+        params: Any = dict(parse_qsl(parts.query)) if method == "GET" else (json.loads(body) if body else {})
+        route(params)
+
+    def _check_signature(self, method: str, path: str, body: str) -> tuple[str, str] | None:
+        h = self.headers
+        if h.get("OK-ACCESS-KEY") != API_KEY:
+            return "50111", "Invalid OK-ACCESS-KEY"
+        if h.get("OK-ACCESS-PASSPHRASE") != PASSPHRASE:
+            return "50105", "Invalid OK-ACCESS-PASSPHRASE"
+        ts = h.get("OK-ACCESS-TIMESTAMP", "")
+        mac = hmac.new(API_SECRET.encode(), f"{ts}{method}{path}{body}".encode(), hashlib.sha256)
+        if not hmac.compare_digest(h.get("OK-ACCESS-SIGN", ""), base64.b64encode(mac.digest()).decode()):
+            return "50113", "Invalid Sign"
+        sent = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        if abs((dt.datetime.now(dt.UTC) - sent).total_seconds()) > 30:
+            return "50102", "Timestamp request expired"
+        return None
+
+    def _spec(self, inst_id: str) -> SymbolSpec | None:
+        base = inst_id.removesuffix("-USDT-SWAP")
+        return SPECS.get(base) if inst_id.endswith("-USDT-SWAP") else None
+
+    def _fail(self, code: str, msg: str, cid: str = "", algo: bool = False) -> None:
+        item = {"clOrdId": cid, "ordId": "", "sCode": code, "sMsg": msg, "tag": "", "ts": ""}
+        if algo:
+            item.update({"algoClOrdId": cid, "algoId": ""})
+        self._send(200, {"code": "1", "msg": "All operations failed", "data": [item]})
+
+    def _get_public_instruments(self, params: dict[str, str]) -> None:
+        data = []
+        if params.get("instType") == "SWAP":
+            for spec in SPECS.values():
+                data.append({
+                    "alias": "", "baseCcy": "", "category": "1", "ctMult": "1", "ctType": "linear",
+                    "ctVal": _d(spec.ct_val), "ctValCcy": spec.base, "expTime": "", "instFamily": f"{spec.base}-USDT",
+                    "instId": f"{spec.base}-USDT-SWAP", "instType": "SWAP", "lever": str(spec.max_leverage),
+                    "listTime": "1611916828000", "lotSz": "0.01", "maxIcebergSz": "100000000", "maxLmtAmt": "20000000",
+                    "maxLmtSz": "100000000", "maxMktAmt": "", "maxMktSz": "12000", "maxStopSz": "12000",
+                    "maxTriggerSz": "100000000", "maxTwapSz": "100000000", "minSz": "0.01", "optType": "",
+                    "quoteCcy": "", "settleCcy": "USDT", "state": "live", "stk": "", "tickSz": _d(spec.tick),
+                    "uly": f"{spec.base}-USDT", "ruleType": "normal",
+                })  # fmt: skip
+        self._send(200, _okx_ok(data))
+
+    def _post_trade_order(self, p: dict[str, Any]) -> None:
+        self._create(p, algo=False)
+
+    def _post_trade_order_algo(self, p: dict[str, Any]) -> None:
+        self._create(p, algo=True)
+
+    def _create(self, p: dict[str, Any], algo: bool) -> None:
+        book = self.book
+        cid = str(p.get("algoClOrdId") if algo else p.get("clOrdId", ""))
+        spec = self._spec(str(p.get("instId", "")))
+        if spec is None:
+            self._fail("51001", "Instrument ID does not exist", cid, algo)
+            return
+        contracts = Decimal(str(p.get("sz", "0")))
+        qty = contracts * spec.ct_val
+        reduce_only = str(p.get("reduceOnly", "false")).lower() == "true"
+        with book.lock:
+            book.create_requests += 1
+            fault = book.next_fault()
+            if fault and fault.kind == "rate_limit":
+                self._send(429, {"code": "50011", "msg": "Too Many Requests", "data": []},
+                           {"Retry-After": str(fault.retry_after_s)})  # fmt: skip
+                return
+            if fault and fault.kind == "error_5xx":
+                self._send(503, {"code": "50001", "msg": "Service temporarily unavailable, please try again later.",
+                                 "data": []})  # fmt: skip
+                return
+            if cid in book.orders:
+                self._fail("51016", "Duplicated clOrdId", cid, algo)
+                return
+            if contracts < Decimal("0.01") or (contracts % Decimal("0.01")) != 0:
+                self._fail("51020", "Order amount should be greater than the min available amount.", cid, algo)
+                return
+            if (fault and fault.kind == "insufficient_margin") or not book.margin_ok(spec.base, qty, reduce_only):
+                self._fail("51008", "Order failed. Insufficient USDT margin in account", cid, algo)
+                return
+            fraction = fault.fraction if fault and fault.kind == "partial_fill" else Decimal(1)
+            if algo:
+                trigger = Decimal(str(p.get("slTriggerPx") or p.get("tpTriggerPx")))
+                otype = "STOP_MARKET" if p.get("slTriggerPx") else "TAKE_PROFIT_MARKET"
+                order = book.book_order(cid, spec.base, p["side"], otype, qty, None, trigger, reduce_only, Decimal(0))
+            else:
+                otype = "MARKET" if p.get("ordType") == "market" else "LIMIT"
+                price = Decimal(str(p["px"])) if p.get("px") else None
+                order = book.book_order(cid, spec.base, p["side"], otype, qty, price, None, reduce_only, fraction)
+            if order["status"] == "EXPIRED":  # OKX: an IOC remainder is canceled
+                order["status"] = "CANCELED"
+        if fault and fault.kind == "timeout_after_accept":
+            time.sleep(fault.delay_s)
+        if fault and fault.kind == "error_5xx_after_accept":
+            self._send(503, {"code": "50001", "msg": "Service temporarily unavailable", "data": []})
+            return
+        item = {"clOrdId": "" if algo else cid, "ordId": str(order["id"]), "sCode": "0", "sMsg": "Order placed",
+                "tag": "", "ts": str(order["time"])}  # fmt: skip
+        if algo:
+            item = {"algoClOrdId": cid, "algoId": str(order["id"]), "clOrdId": "", "sCode": "0", "sMsg": "",
+                    "tag": ""}  # fmt: skip
+        self._send(200, _okx_ok([item]))
+
+    def _state(self, o: dict[str, Any]) -> str:
+        return {"NEW": "live", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled",
+                "CANCELED": "canceled", "EXPIRED": "canceled"}[o["status"]]  # fmt: skip
+
+    def _order_json(self, o: dict[str, Any]) -> dict[str, Any]:
+        spec = SPECS[o["base"]]
+        fee = o["filled"] * o["avg"] * self.book.fee_rate
+        return {
+            "accFillSz": _d(o["filled"] / spec.ct_val), "avgPx": _d(o["avg"]) if o["filled"] else "",
+            "cTime": str(o["time"]), "category": "normal", "ccy": "", "clOrdId": o["cid"], "fee": _d(-fee),
+            "feeCcy": "USDT", "fillPx": _d(o["avg"]) if o["filled"] else "", "fillSz": _d(o["filled"] / spec.ct_val),
+            "fillTime": str(o["time"]), "instId": f"{o['base']}-USDT-SWAP", "instType": "SWAP",
+            "lever": str(self.book.leverage.get(o["base"], 20)), "ordId": str(o["id"]),
+            "ordType": "market" if o["type"] == "MARKET" else "limit", "pnl": "0", "posSide": "net",
+            "px": _d(o["price"]) if o["price"] else "", "rebate": "0", "rebateCcy": "USDT",
+            "reduceOnly": "true" if o["reduce_only"] else "false", "side": o["side"], "slOrdPx": "",
+            "slTriggerPx": "", "source": "", "state": self._state(o), "sz": _d(o["qty"] / spec.ct_val), "tag": "",
+            "tdMode": "isolated", "tgtCcy": "", "tpOrdPx": "", "tpTriggerPx": "", "tradeId": "",
+            "uTime": str(o["time"]),
+        }  # fmt: skip
+
+    def _algo_json(self, o: dict[str, Any]) -> dict[str, Any]:
+        spec = SPECS[o["base"]]
+        sl = o["type"] == "STOP_MARKET"
+        trig = _d(o["trigger"] or Decimal(0))
+        return {
+            "algoClOrdId": o["cid"], "algoId": str(o["id"]), "cTime": str(o["time"]), "clOrdId": "",
+            "instId": f"{o['base']}-USDT-SWAP", "instType": "SWAP", "lever": "20", "ordType": "conditional",
+            "posSide": "net", "reduceOnly": "true" if o["reduce_only"] else "false", "side": o["side"],
+            "slOrdPx": "-1" if sl else "", "slTriggerPx": trig if sl else "", "slTriggerPxType": "last",
+            "state": "canceled" if o["status"] == "CANCELED" else "live", "sz": _d(o["qty"] / spec.ct_val),
+            "tdMode": "isolated", "tpOrdPx": "" if sl else "-1", "tpTriggerPx": "" if sl else trig,
+            "tpTriggerPxType": "last", "triggerPx": "", "uTime": str(o["time"]),
+        }  # fmt: skip
+
+    def _find(self, cid: str | None, algo: bool) -> dict[str, Any] | None:
+        with self.book.lock:
+            self.book.lookups += 1
+            if self.book.lookup_misses > 0:
+                self.book.lookup_misses -= 1
+                return None
+            order = self.book.orders.get(cid or "")
+        if order is None or (order["type"] in ("MARKET", "LIMIT")) == algo:
+            return None
+        return order
+
+    def _get_trade_order(self, p: dict[str, str]) -> None:
+        order = self._find(p.get("clOrdId"), algo=False)
+        if order is None:
+            self._send(200, {"code": "51603", "msg": "Order does not exist", "data": []})
+        else:
+            self._send(200, _okx_ok([self._order_json(order)]))
+
+    def _get_trade_order_algo(self, p: dict[str, str]) -> None:
+        order = self._find(p.get("algoClOrdId"), algo=True)
+        if order is None:
+            self._send(200, {"code": "51603", "msg": "Order does not exist", "data": []})
+        else:
+            self._send(200, _okx_ok([self._algo_json(order)]))
+
+    def _post_trade_cancel_order(self, p: dict[str, Any]) -> None:
+        order = self._find(p.get("clOrdId"), algo=False)
+        if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            self._fail("51400", "Order cancellation failed as the order has been filled, canceled or does not exist",
+                       str(p.get("clOrdId", "")))  # fmt: skip
+            return
+        order["status"] = "CANCELED"
+        self._send(200, _okx_ok([{"clOrdId": order["cid"], "ordId": str(order["id"]), "sCode": "0", "sMsg": ""}]))
+
+    def _post_trade_cancel_algos(self, p: Any) -> None:
+        items = p if isinstance(p, list) else [p]
+        for item in items:
+            order = self._find(item.get("algoClOrdId"), algo=True)
+            if order is not None:
+                order["status"] = "CANCELED"
+        self._send(200, _okx_ok([{"algoId": "", "algoClOrdId": i.get("algoClOrdId", ""), "sCode": "0", "sMsg": ""}
+                                 for i in items]))  # fmt: skip
+
+    def _post_account_set_leverage(self, p: dict[str, Any]) -> None:
+        spec = self._spec(str(p.get("instId", "")))
+        if spec is None:
+            self._send(200, {"code": "51001", "msg": "Instrument ID does not exist", "data": []})
+            return
+        lever = int(p["lever"])
+        if lever > spec.max_leverage:
+            self._send(200, {"code": "59102", "msg": "Leverage exceeds the maximum leverage", "data": []})
+            return
+        self.book.leverage[spec.base] = lever
+        self.book.margin_mode[spec.base] = str(p.get("mgnMode"))
+        self._send(200, _okx_ok([{"instId": p["instId"], "lever": str(lever), "mgnMode": p.get("mgnMode"),
+                                  "posSide": ""}]))  # fmt: skip
+
+    def _get_account_positions(self, _: dict[str, str]) -> None:
+        data = []
+        with self.book.lock:
+            for base, (qty, entry) in self.book.positions.items():
+                spec = SPECS[base]
+                lev = self.book.leverage.get(base, 20)
+                data.append({
+                    "adl": "1", "availPos": "", "avgPx": _d(entry), "cTime": "1619507758793", "ccy": "USDT",
+                    "deltaBS": "", "deltaPA": "", "gammaBS": "", "gammaPA": "", "imr": "",
+                    "instId": f"{base}-USDT-SWAP",
+                    "instType": "SWAP", "interest": "0", "last": _d(spec.price), "lever": str(lev), "liab": "",
+                    "liabCcy": "", "liqPx": "", "margin": _d(abs(qty) * entry / lev), "markPx": _d(spec.price),
+                    "mgnMode": self.book.margin_mode.get(base, "isolated"), "mgnRatio": "", "mmr": "0",
+                    "notionalUsd": _d(abs(qty) * spec.price), "optVal": "", "pTime": "", "pos": _d(qty / spec.ct_val),
+                    "posCcy": "", "posId": "1", "posSide": "net", "thetaBS": "", "thetaPA": "", "tradeId": "1",
+                    "uTime": str(int(time.time() * 1000)), "upl": _d(qty * (spec.price - entry)), "uplRatio": "0",
+                    "vegaBS": "", "vegaPA": "",
+                })  # fmt: skip
+        self._send(200, _okx_ok(data))
+
+    def _get_account_balance(self, _: dict[str, str]) -> None:
+        with self.book.lock:
+            wallet, avail = self.book.wallet, self.book.available()
+        detail = {
+            "ccy": "USDT",
+            "eq": _d(wallet),
+            "cashBal": _d(wallet),
+            "availBal": _d(avail),
+            "availEq": _d(avail),
+            "frozenBal": _d(wallet - avail),
+            "ordFrozen": "0",
+            "upl": "0",
+            "uTime": str(int(time.time() * 1000)),
+        }
+        self._send(200, _okx_ok([{"totalEq": _d(wallet), "uTime": detail["uTime"], "details": [detail]}]))
+
+
+def binance_server(book: Book | None = None) -> _Server:
+    return _Server(BinanceHandler, book or Book())
+
+
+def okx_server(book: Book | None = None) -> _Server:
+    return _Server(OkxHandler, book or Book())
