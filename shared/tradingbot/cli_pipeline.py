@@ -73,7 +73,7 @@ def serve(
     """Run the webhook and the whole pipeline locally (moto Step Functions, embedded PostgreSQL and
     Redis, paper exchange priced from the bundled candles). Ctrl-C stops."""
     from tradingbot.pipeline.local import LocalStepFunctions, TraceRecorder
-    from tradingbot.pipeline.market import BundledCandles
+    from tradingbot.pipeline.market import BundledCandles, start_price_feeder
     from tradingbot.pipeline.runtime import Runtime, set_runtime
     from tradingbot.pipeline.server import make_server, serve_in_thread
     from tradingbot.servers import start_detached
@@ -83,13 +83,13 @@ def serve(
         servers = start_detached(data_dir)
         os.environ.setdefault("DATABASE_URL", servers.database_url)
         os.environ.setdefault("REDIS_URL", servers.redis_url)
-    rt = Runtime()
+    rt = Runtime(db_pool_size=20)  # threaded server: up to 20 requests hold a connection at once
     set_runtime(rt)
     market = BundledCandles()
     rt.candle_source = market
     local = LocalStepFunctions(rt).start()
     recorder = TraceRecorder(local).start()
-    feeder = _start_price_feeder(rt, market.last_price())
+    feeder = start_price_feeder(rt.cache, "BTC/USDT:USDT", market.last_price())
     token = _demo_token(rt, data_dir)
 
     def on_response(event: dict[str, Any], result: dict[str, Any]) -> None:
@@ -122,27 +122,6 @@ def serve(
         feeder.set()
         recorder.stop()
         local.stop()
-
-
-def _start_price_feeder(rt: Any, price: float) -> Any:
-    """Local market: keep the paper exchange's cached price fresh (TTL 15 s) at the bundled last close.
-    The feed service (functions/market_feed) does this from exchange streams on AWS."""
-    import threading
-    from decimal import Decimal
-
-    stop = threading.Event()
-
-    def loop() -> None:
-        while True:
-            try:
-                rt.cache().put_price("paper", "BTCUSDT", Decimal(str(price)))
-            except Exception as exc:  # Redis restarting: the order path refuses meanwhile (ADR 0003)
-                err.print(f"[yellow]price feed:[/] {type(exc).__name__}")
-            if stop.wait(5):
-                return
-
-    threading.Thread(target=loop, name="local-price-feed", daemon=True).start()
-    return stop
 
 
 @executions_app.command("list")

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from tradingbot.cache import Cache
 from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.models import Alert, Decision
+from tradingbot.persistence.models import Alert, Decision, Order
 from tradingbot.pipeline.local import LocalStepFunctions
+from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.webhook import receive_alert
 
 
@@ -92,3 +96,139 @@ def test_replay_records_a_separate_execution(local: LocalStepFunctions, account:
     assert states[0] == "Predict" and states[-1] == "Done"
     assert {"Ensemble", "Vote_openai", "Vote_anthropic", "Vote_llama", "Strategies", "Validate"} <= set(states)
     assert all(t.get("duration_ms", 0) >= 0 for t in trace["states"])
+
+
+@pytest.fixture
+def priced(cache: Cache) -> Iterator[None]:
+    from tradingbot.pipeline.market import start_price_feeder
+
+    stop = start_price_feeder(lambda: cache, "BTC/USDT:USDT", 56588.0, every_s=1.0)
+    time.sleep(0.1)
+    yield
+    stop.set()
+
+
+def test_trade_path_places_one_paper_order_and_records_everything(
+    local: LocalStepFunctions, account: tuple[int, str], priced: None
+) -> None:
+    desc, decision = run_alert(local, alert_body(account[1]))
+    assert desc["status"] == "SUCCEEDED", desc
+    assert decision is not None and decision.final_action == "long", decision.rejection_reason
+    execution = decision.stages["execution"]
+    assert execution["status"] == "filled", execution
+    assert decision.stages["notify"]["channel"] == "log"
+    with session_scope(local.runtime.engine()) as s:
+        orders = s.scalars(select(Order).order_by(Order.id)).all()
+        # the entry fills; its stop-loss and take-profit rest on the (paper) book, reduce-only
+        assert (orders[0].type, orders[0].status, orders[0].reduce_only) == ("market", "filled", False)
+        assert all(o.reduce_only and o.status == "open" for o in orders[1:]) and len(orders) == 3
+        assert [o.client_order_id for o in orders] == [o["client_order_id"] for o in execution["orders"]]
+        alert = s.get(Alert, decision.alert_id)
+        assert alert is not None and alert.status == "processed"
+
+
+def test_replay_never_places_a_second_order_unless_asked(
+    local: LocalStepFunctions, account: tuple[int, str], priced: None
+) -> None:
+    def market_orders() -> int:
+        with session_scope(local.runtime.engine()) as s:
+            return s.scalar(select(func.count()).select_from(Order).where(Order.type == "market")) or 0
+
+    _, first = run_alert(local, alert_body(account[1]))
+    assert first is not None and first.final_action == "long"
+    _, closing = run_alert(local, alert_body(account[1], action="flat"))
+    assert closing is not None and closing.final_action == "close"
+    assert market_orders() == 2  # the entry and the close
+    # flat again, so a blind resend would open a new long: the same client order id prevents it
+    state = dict(first.inputs) | {"account_id": first.account_id}
+    local.run("replay-a", state)
+    assert market_orders() == 2
+    local.run("replay-b", state | {"order_nonce": "n1"})  # tradingbot replay --new-order
+    assert market_orders() == 3
+
+
+def test_a_stage_failing_once_is_retried_and_the_execution_succeeds(
+    runtime: Runtime, account: tuple[int, str]
+) -> None:
+    from tradingbot.pipeline.handlers import HANDLERS
+    from tradingbot.pipeline.stages import TransientStageError
+
+    calls = {"n": 0}
+
+    def flaky_strategies(event: dict[str, Any], context: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TransientStageError("candles briefly unavailable")
+        return HANDLERS["strategies"](event, context)
+
+    sf = LocalStepFunctions(runtime, handlers=HANDLERS | {"strategies": flaky_strategies}).start()
+    try:
+        desc, decision = run_alert(sf, alert_body(account[1], strategy="macd_stochastic"))
+    finally:
+        sf.stop()
+    assert desc["status"] == "SUCCEEDED" and calls["n"] == 2
+    assert decision is not None and decision.final_action == "rejected"  # the rules ran on real output
+
+
+def test_a_permanent_stage_failure_fails_the_execution_with_a_stored_reason(
+    runtime: Runtime, account: tuple[int, str]
+) -> None:
+    from tradingbot.pipeline.handlers import HANDLERS
+    from tradingbot.pipeline.stages import StageError
+
+    def broken(event: dict[str, Any], context: Any) -> Any:
+        raise StageError("no candles for BTCUSDT")
+
+    sf = LocalStepFunctions(runtime, handlers=HANDLERS | {"strategies": broken}).start()
+    try:
+        desc, decision = run_alert(sf, alert_body(account[1]))
+    finally:
+        sf.stop()
+    assert desc["status"] == "FAILED" and desc["error"] == "PipelineFailed"
+    assert decision is not None and decision.final_action == "error"
+    assert decision.rejection_reason == "StageError: no candles for BTCUSDT"
+    with session_scope(runtime.engine()) as s:
+        alert = s.get(Alert, decision.alert_id)
+        assert alert is not None and alert.status == "failed"
+
+
+def test_a_failing_voter_branch_abstains_and_the_decision_says_why(
+    runtime: Runtime, account: tuple[int, str]
+) -> None:
+    from tradingbot.pipeline.handlers import HANDLERS
+
+    def vote(event: dict[str, Any], context: Any) -> Any:
+        if event["voter"] == "anthropic":
+            raise RuntimeError("provider SDK crashed")
+        return HANDLERS["vote"](event, context)
+
+    sf = LocalStepFunctions(runtime, handlers=HANDLERS | {"vote": vote}).start()
+    try:
+        desc, decision = run_alert(sf, alert_body(account[1]))
+    finally:
+        sf.stop()
+    assert desc["status"] == "SUCCEEDED"
+    assert decision is not None
+    ballots = {b["voter"]: b for b in decision.stages["ballots"]}
+    assert ballots["anthropic"]["kind"] == "abstention" and ballots["anthropic"]["detail"] == "RuntimeError"
+    assert ballots["openai"]["configured"] is False
+    ensemble = decision.stages["validation"]["ensemble"]
+    assert ensemble["voters_configured"] == 1 and ensemble["outcome"] == "all_abstained"
+    assert decision.final_action == "rejected" and decision.rejection_reason.startswith("ai_confidence: no 2-of-3")
+
+
+def test_many_deliveries_of_one_alert_make_one_execution_and_one_order(
+    local: LocalStepFunctions, account: tuple[int, str], priced: None
+) -> None:
+    import concurrent.futures as cf
+
+    body = alert_body(account[1])
+    with cf.ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: receive_alert(local.runtime, body, "127.0.0.1"), range(40)))
+    assert {r.status for r in results} == {202}
+    assert len({r.body["execution_id"] for r in results}) == 1
+    local.drain(60)
+    assert len(local.sfn.list_executions(stateMachineArn=local.state_machine_arn)["executions"]) == 1
+    with session_scope(local.runtime.engine()) as s:
+        assert s.scalar(select(func.count()).select_from(Alert)) == 1
+        assert s.scalar(select(func.count()).select_from(Order).where(Order.type == "market")) == 1

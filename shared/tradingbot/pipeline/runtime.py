@@ -8,6 +8,7 @@ touches Redis never connects to it.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class Runtime:
     candle_source: CandleSource | None = None
     sfn_client: Any = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    # 1 per Lambda container; the threaded local server raises it (DB_POOL_SIZE)
+    db_pool_size: int = field(default_factory=lambda: int(os.environ.get("DB_POOL_SIZE", "1")))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
     _cache: Cache | None = field(default=None, repr=False)
@@ -65,6 +68,7 @@ class Runtime:
                     url,
                     connect_timeout_s=self.persistence.db_connect_timeout_s,
                     statement_timeout_ms=self.persistence.db_statement_timeout_ms,
+                    pool_size=self.db_pool_size,
                 )
             return self._engine
 
