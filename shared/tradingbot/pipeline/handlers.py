@@ -151,11 +151,18 @@ def execute_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any
 
 
 def notify_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    records = event.get("Records")
+    if records:  # a CloudWatch alarm through SNS
+        return stages.notify_alarms(get_runtime(), records)
     return stages.notify_stage(get_runtime(), event)
 
 
 def record_outcome_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     return stages.record_outcome_stage(get_runtime(), event)
+
+
+def backtest_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return stages.optimise(event)
 
 
 # name used in the state machine (and for the functions/ folders) -> handler
@@ -168,4 +175,5 @@ HANDLERS = {
     "execute": execute_handler,
     "notify": notify_handler,
     "record_outcome": record_outcome_handler,
+    "backtest": backtest_handler,
 }

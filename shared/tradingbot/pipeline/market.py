@@ -10,12 +10,12 @@ import logging
 import threading
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, Protocol
 
 from tradingbot.cache import Cache
-from tradingbot.marketdata import bundled_path, load_candles
+
+if TYPE_CHECKING:  # the webhook imports this module and must not load pandas
+    import pandas as pd
 
 
 class MarketDataError(RuntimeError):
@@ -30,6 +30,8 @@ class BundledCandles:
     """The packaged BTCUSDT 1h history, offered for every allow-listed symbol in local runs."""
 
     def __init__(self) -> None:
+        from tradingbot.marketdata import bundled_path, load_candles
+
         self._frame = load_candles(bundled_path())
 
     def candles(self, symbol: str, bars: int) -> pd.DataFrame:

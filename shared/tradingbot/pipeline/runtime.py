@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from tradingbot.cache import Cache
 from tradingbot.persistence.config import PersistenceSettings
 from tradingbot.persistence.db import get_engine
-from tradingbot.pipeline.market import BundledCandles, CandleSource
+from tradingbot.pipeline.market import CandleSource
 from tradingbot.pipeline.settings import PipelineSettings, get_settings
 
 
@@ -82,6 +82,8 @@ class Runtime:
     def candles(self) -> CandleSource:
         with self._lock:
             if self.candle_source is None:
+                from tradingbot.pipeline.market import BundledCandles  # pandas: only stages that need candles
+
                 self.candle_source = BundledCandles()
             return self.candle_source
 

@@ -16,13 +16,11 @@ import datetime as dt
 import json
 import logging
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import requests
 from sqlalchemy import func, select
 
-from tradingbot.backtest import BacktestConfig, run_strategy
 from tradingbot.cache import CacheUnavailable
 from tradingbot.persistence import repository as repo
 from tradingbot.persistence.db import session_scope
@@ -31,7 +29,9 @@ from tradingbot.pipeline.alert import TradingViewAlert
 from tradingbot.pipeline.market import MarketDataError
 from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.validation import RiskState, ValidationConfig, ValidationInput, validate
-from tradingbot.strategies import REGISTRY, get_strategy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,10 @@ def tally(ballots: list[dict[str, Any]]) -> dict[str, Any]:
 def strategies_stage(rt: Runtime, state: dict[str, Any]) -> dict[str, Any]:
     """Every strategy's signal on the latest bar, and the alert's strategy backtested on the same
     candles (its win rate feeds the validator)."""
+    # pandas, pandas-ta and numba load here only: this stage ships as a container image
+    from tradingbot.backtest import BacktestConfig, run_strategy
+    from tradingbot.strategies import REGISTRY, get_strategy
+
     alert = _alert(state)
     candles = _candles(rt, alert.symbol)
     signals: dict[str, str] = {}
@@ -251,6 +255,24 @@ def notify_stage(rt: Runtime, state: dict[str, Any]) -> dict[str, Any]:
     execution = state.get("execution") or {}
     text = (f"{alert.get('strategy')} {alert.get('action')} {alert.get('symbol')} @ {alert.get('price')}: "
             f"{execution.get('status', 'no order')}")  # fmt: skip
+    return _send(rt, text)
+
+
+def notify_alarms(rt: Runtime, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """CloudWatch alarms arrive through SNS; each becomes one message."""
+    sent = []
+    for record in records:
+        sns = record.get("Sns") or {}
+        try:
+            alarm = json.loads(sns.get("Message") or "{}")
+        except json.JSONDecodeError:
+            alarm = {"AlarmName": sns.get("Subject", "alarm"), "NewStateReason": sns.get("Message", "")}
+        text = f"{alarm.get('NewStateValue', 'ALARM')}: {alarm.get('AlarmName')}: {alarm.get('NewStateReason', '')}"
+        sent.append(_send(rt, text[:4000]))
+    return {"sent": len(sent), "messages": sent}
+
+
+def _send(rt: Runtime, text: str) -> dict[str, Any]:
     s = rt.settings
     if not s.telegram_bot_token:
         log.info("notify: %s", text)
@@ -323,3 +345,40 @@ def _cause(cause: Any) -> str:
         if isinstance(parsed, dict):
             return str(parsed.get("errorMessage", cause))
     return str(cause)
+
+
+# ------------------------------------------------------------------ optimisation worker
+
+
+def optimise(event: dict[str, Any]) -> dict[str, Any]:
+    """Grid search for one strategy (an EventBridge schedule, or one item of a Map state).
+
+    Event: ``{"strategy": "ema_crossover", "grid": {"fast": [5, 10], "slow": [50, 100]},
+    "top": 5, "sort_by": "sharpe"}``; a scheduled event without ``strategy`` optimises every
+    strategy over a coarse grid. Candles: the bundled series (the feed's history on AWS is a
+    follow-up; the event says which data was used).
+    """
+    from tradingbot.backtest import run_grid
+    from tradingbot.indicators import Indicators
+    from tradingbot.marketdata import bundled_path, load_candles
+    from tradingbot.strategies import REGISTRY, StrategyError, get_strategy
+
+    candles = load_candles(bundled_path())
+    ind = Indicators(candles)
+    names = [event["strategy"]] if event.get("strategy") else list(REGISTRY)
+    top = int(event.get("top", 5))
+    sort_by = str(event.get("sort_by", "sharpe"))
+    results: dict[str, Any] = {}
+    for name in names:
+        try:
+            strat = get_strategy(name)
+        except StrategyError as exc:
+            raise StageError(str(exc)) from None
+        grid = event.get("grid") or {p.name: p.values()[:: max(1, len(p.values()) // 4)] for p in strat.params}
+        combos = list(strat.grid(grid))[: int(event.get("max_combinations", 2000))]
+        table = run_grid(candles, strat, combos, indicators=ind)
+        if sort_by not in table.columns:
+            raise StageError(f"sort_by {sort_by!r}: choose one of {', '.join(table.columns)}")
+        best = table.sort_values(sort_by, ascending=sort_by == "max_drawdown").head(top)
+        results[name] = {"combinations": len(combos), "best": json.loads(best.to_json(orient="records"))}
+    return {"data": "bundled BTCUSDT 1h", "bars": len(candles), "sort_by": sort_by, "results": results}

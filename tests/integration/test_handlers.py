@@ -1,0 +1,126 @@
+"""Each Lambda handler on its sample event from events/, through functions/<name>/handler.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tradingbot.pipeline.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+
+
+def load_handler(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"functions_{name}", ROOT / "functions" / name / "handler.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.handler
+
+
+def event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_every_function_folder_has_a_handler() -> None:
+    names = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "handler.py").exists())
+    assert names == ["backtest", "execute", "notify", "predict", "record_outcome", "strategies", "validate",
+                     "vote", "webhook"]  # fmt: skip
+    for name in names:
+        assert callable(load_handler(name))
+
+
+def test_predict_says_unavailable_without_a_model(runtime: Runtime) -> None:
+    out = load_handler("predict")(event("pipeline_input.json"), None)
+    assert out["model"] in ("unavailable",) or {"predicted_return", "direction"} <= set(out)
+
+
+def test_vote_without_keys_is_not_a_vote(runtime: Runtime) -> None:
+    out = load_handler("vote")(event("vote_input.json"), None)
+    assert out == {"voter": "openai", "configured": False, "reason": "no credentials configured for openai"}
+
+
+def test_strategies_reports_every_signal_and_the_alert_strategy(runtime: Runtime) -> None:
+    out = load_handler("strategies")(event("pipeline_input.json"), None)
+    assert set(out["signals"]) == {"supertrend", "rsi_ema", "macd_stochastic", "ichimoku", "bollinger", "ema_crossover"}
+    assert set(out["signals"].values()) <= {"long", "short", "none"}
+    assert out["alert_strategy"]["known"] is True and 0 <= out["alert_strategy"]["win_rate"] <= 1
+
+
+class _Telegram(BaseHTTPRequestHandler):
+    """Answers like the Bot API's sendMessage (https://core.telegram.org/bots/api#sendmessage)."""
+
+    received: list[dict[str, Any]] = []  # noqa: RUF012 - shared by the test on purpose
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        ok = self.path == "/botTESTTOKEN/sendMessage"
+        _Telegram.received.append({"path": self.path, **body})
+        message = {"message_id": len(_Telegram.received), "chat": {"id": body["chat_id"]}, "text": body["text"]}
+        payload = {"ok": True, "result": message} if ok else {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        data = json.dumps(payload).encode()
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def telegram(runtime: Runtime) -> Iterator[list[dict[str, Any]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Telegram)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Telegram.received = []
+    runtime.settings = runtime.settings.model_copy(update={
+        "telegram_bot_token": "TESTTOKEN", "telegram_chat_id": "42",
+        "telegram_api_url": f"http://127.0.0.1:{server.server_address[1]}",
+    })  # fmt: skip
+    yield _Telegram.received
+    server.shutdown()
+
+
+def test_notify_sends_the_trade_and_alarms_to_telegram(telegram: list[dict[str, Any]]) -> None:
+    state = event("pipeline_input.json") | {"execution": {"status": "filled"}}
+    out = load_handler("notify")(state, None)
+    assert out["channel"] == "telegram" and out["message_id"] == 1
+    assert telegram[0]["chat_id"] == "42" and telegram[0]["text"] == "bollinger long BTCUSDT @ 56588.0: filled"
+    alarm = load_handler("notify")(event("sns_alarm.json"), None)
+    assert alarm["sent"] == 1
+    assert telegram[1]["text"].startswith("ALARM: tradingbot-failed-executions: Threshold Crossed")
+
+
+def test_notify_refusal_is_a_stage_error(telegram: list[dict[str, Any]], runtime: Runtime) -> None:
+    from tradingbot.pipeline.stages import StageError
+
+    runtime.settings = runtime.settings.model_copy(update={"telegram_bot_token": "WRONG"})
+    with pytest.raises(StageError, match="telegram refused the message: Unauthorized"):
+        load_handler("notify")(event("pipeline_input.json"), None)
+
+
+def test_backtest_worker_ranks_a_grid() -> None:
+    out = load_handler("backtest")({"strategy": "ema_crossover", "grid": {"fast": [5, 10], "slow": [50, 100]},
+                                    "top": 2}, None)  # fmt: skip
+    best = out["results"]["ema_crossover"]["best"]
+    assert out["results"]["ema_crossover"]["combinations"] == 4 and len(best) == 2
+    assert best[0]["sharpe"] >= best[1]["sharpe"]
+
+
+def test_webhook_module_does_not_load_pandas_or_numba() -> None:
+    # the webhook ships as a small zip Lambda: its import graph must stay free of the heavy stack
+    code = ("import sys; import tradingbot.pipeline.handlers; "
+            "heavy = [m for m in ('pandas', 'numba', 'pandas_ta') if m in sys.modules]; print(heavy)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
