@@ -70,7 +70,8 @@ class _Telegram(BaseHTTPRequestHandler):
         ok = self.path == "/botTESTTOKEN/sendMessage"
         _Telegram.received.append({"path": self.path, **body})
         message = {"message_id": len(_Telegram.received), "chat": {"id": body["chat_id"]}, "text": body["text"]}
-        payload = {"ok": True, "result": message} if ok else {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        refused = {"ok": False, "error_code": 401, "description": "Unauthorized"}
+        payload = {"ok": True, "result": message} if ok else refused
         data = json.dumps(payload).encode()
         self.send_response(200 if ok else 401)
         self.send_header("Content-Type", "application/json")
