@@ -210,3 +210,33 @@ def replay(
         execution = (replayed.stages or {}).get("execution")
         if execution:
             out.print(json.dumps(execution, default=str))
+
+
+def kill_switch(
+    action: Annotated[str, typer.Argument(help="engage | release | status")],
+    account: Annotated[str | None, typer.Option(help="one account (default: every account)")] = None,
+    reason: Annotated[str, typer.Option(help="why (stored, shown in every rejection)")] = "operator",
+) -> None:
+    """Stop (or allow again) all new orders, for one account or all of them."""
+    from tradingbot.cache import CacheUnavailable
+
+    if action not in ("engage", "release", "status"):
+        err.print(f"[bold red]error:[/] action must be engage, release or status, got {action!r}")
+        raise typer.Exit(2)
+    rt = _runtime()
+    account_id = None
+    if account is not None:
+        with session_scope(rt.engine()) as s:
+            account_id = repo.get_account(s, account).id
+    try:
+        cache = rt.cache()
+        if action == "engage":
+            cache.engage_kill_switch(reason, account_id=account_id)
+        elif action == "release":
+            cache.release_kill_switch(account_id=account_id)
+        state = cache.kill_switch(account_id)
+    except CacheUnavailable as exc:
+        err.print(f"[bold red]error:[/] Redis unreachable, the switch state is unknown ({exc}); orders are refused")
+        raise typer.Exit(1) from None
+    scope = f"account {account}" if account else "all accounts"
+    out.print(f"kill switch for {scope}: {'ENGAGED: ' + state if state else 'released'}")
