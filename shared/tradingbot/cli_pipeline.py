@@ -59,10 +59,21 @@ def _demo_token(rt: Any, data_dir: Path) -> str:
     return token
 
 
-def sample_alert(token: str, price: float, strategy: str = "bollinger") -> dict[str, Any]:
+def sample_alert(token: str, price: float, action: str = "long", strategy: str = "bollinger") -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    return {"token": token, "strategy": strategy, "symbol": "BTCUSDT", "action": "long", "price": price,
+    return {"token": token, "strategy": strategy, "symbol": "BTCUSDT", "action": action, "price": price,
             "time": now, "comment": "sample alert from make run"}  # fmt: skip
+
+
+def _model_direction(rt: Any) -> str | None:
+    """The committed LSTM's call on the bundled candles' last bar (None without a model)."""
+    from tradingbot.pipeline.stages import predict_stage
+
+    alert = sample_alert("x" * 20, 1.0)
+    alert.pop("token")
+    out = predict_stage(rt, {"alert": alert})
+    direction = out.get("direction")
+    return direction if direction in ("long", "short") else None
 
 
 def serve(
@@ -103,12 +114,14 @@ def serve(
     server = make_server(host, port, webhook_handler, on_response)
     serve_in_thread(server)
     url = f"http://{host}:{server.server_address[1]}"
-    alert = json.dumps(sample_alert(token, market.last_price()))
+    direction = _model_direction(rt)
+    alert = json.dumps(sample_alert(token, market.last_price(), action=direction or "long"))
     out.print(f"[bold green]TradingBot AI[/] listening on {url}")
     out.print(f"  Swagger UI:  {url}/docs")
     out.print(f"  health:      {url}/health")
     out.print(f"  demo account {DEMO_ACCOUNT!r} (paper); its webhook token is in {data_dir / 'demo-webhook-token'}")
-    out.print("  send a sample alert:")
+    why = f"in the direction the bundled LSTM predicts ({direction})" if direction else "long (no model loaded)"
+    out.print(f"  send a sample alert ({why}, so it passes the LSTM rule):")
     out.print(f"    curl -s -X POST {url}/webhook/tradingview -H 'Content-Type: application/json' -d '{alert}'",
               soft_wrap=True, highlight=False)  # fmt: skip
     out.print("  then: tradingbot executions list / tradingbot executions show ID")

@@ -93,10 +93,22 @@ def database_url_with_password(url: str, password: str) -> str:
 # ------------------------------------------------------------------ the pipeline, locally
 
 
+def _clear_model_cache() -> None:
+    try:
+        from tradingbot.model.predictor import load_default_predictor
+    except ImportError:
+        return
+    load_default_predictor.cache_clear()
+
+
 @pytest.fixture
 def runtime(db: Engine, cache: Cache, servers: Servers, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "BEDROCK_REGION", "AI_OPENAI_COMPATIBLE_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
+    # the committed LSTM is switched off so each rule test controls its inputs; test_pipeline has
+    # a test with the model on
+    monkeypatch.setenv("MODEL_ARTIFACT_URI", "off")
+    _clear_model_cache()
     rt = Runtime(settings=PipelineSettings(), database_url=servers.database_url, redis_url=servers.redis_url)
     set_runtime(rt)
     yield rt

@@ -232,3 +232,27 @@ def test_many_deliveries_of_one_alert_make_one_execution_and_one_order(
     with session_scope(local.runtime.engine()) as s:
         assert s.scalar(select(func.count()).select_from(Alert)) == 1
         assert s.scalar(select(func.count()).select_from(Order).where(Order.type == "market")) == 1
+
+
+def test_the_bundled_lstm_feeds_the_lstm_rule(
+    local: LocalStepFunctions, account: tuple[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradingbot.model.predictor import load_default_predictor
+    from tradingbot.pipeline.stages import predict_stage
+
+    monkeypatch.delenv("MODEL_ARTIFACT_URI")
+    load_default_predictor.cache_clear()
+    state = {"alert": json.loads(alert_body(account[1])) | {"token": None}}
+    state["alert"].pop("token")
+    predicted = predict_stage(local.runtime, state)
+    assert predicted["model"] != "unavailable" and predicted["direction"] in ("long", "short")
+    opposite = "short" if predicted["direction"] == "long" else "long"
+    _, against = run_alert(local, alert_body(account[1], action=opposite))
+    assert against is not None and against.stages["predict"]["direction"] == predicted["direction"]
+    rules = {r["rule"]: r for r in against.stages["validation"]["rules"]}
+    assert rules["lstm_agrees"]["verdict"] == "fail"
+    assert rules["lstm_agrees"]["reason"] == f"LSTM predicts {predicted['direction']}, the alert says {opposite}"
+    _, agreeing = run_alert(local, alert_body(account[1], action=predicted["direction"], price=56588.5))
+    assert agreeing is not None
+    assert {r["rule"]: r["verdict"] for r in agreeing.stages["validation"]["rules"]}["lstm_agrees"] == "pass"
+    load_default_predictor.cache_clear()
