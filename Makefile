@@ -9,7 +9,7 @@ PYTHON ?= $(shell for c in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/ver
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,training
+EXTRAS ?= dev,training,cdk
 
 .PHONY: help venv run stop test bench lint clean
 
@@ -49,8 +49,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check shared training tests benchmarks
-	$(VENV)/bin/ruff format --check shared training tests benchmarks
+	$(VENV)/bin/ruff check shared training cdk layers tests benchmarks
 	$(VENV)/bin/mypy
 
 clean:

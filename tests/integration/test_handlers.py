@@ -125,3 +125,18 @@ def test_webhook_module_does_not_load_pandas_or_numba() -> None:
             "heavy = [m for m in ('pandas', 'numba', 'pandas_ta') if m in sys.modules]; print(heavy)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_order_and_signal_events_are_logged_for_the_metric_filters(
+    runtime: Runtime, account: tuple[int, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tradingbot.pipeline.stages import strategies_stage
+
+    state = event("pipeline_input.json") | {"account_id": account[0], "ballots": [],
+                                            "predict": {"model": "unavailable", "reason": "off"}}  # fmt: skip
+    state["alert"] = dict(state["alert"], strategy="macd_stochastic")
+    state["strategies"] = strategies_stage(runtime, state)
+    out = load_handler("validate")(state, None)
+    assert out["action"] == "reject"
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert any(rec.get("event") == "trade_rejected" and "backtest_win_rate" in rec["reason"] for rec in logged)

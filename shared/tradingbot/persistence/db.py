@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,6 +77,12 @@ def create_db_engine(
     that handles many requests in threads (``tradingbot serve``) asks for more.
     """
     parsed = normalize_url(url)
+    # libpq's sslmode spelling in the URL; pg8000 takes an SSLContext instead
+    sslmode = parsed.query.get("sslmode")
+    parsed = parsed.difference_update_query(["sslmode"])
+    ssl_args: dict[str, object] = {}
+    if sslmode in ("require", "verify-ca", "verify-full"):
+        ssl_args["ssl_context"] = ssl.create_default_context()
     startup: dict[str, str] = {}
     if statement_timeout_ms > 0:
         startup["statement_timeout"] = str(statement_timeout_ms)
@@ -91,6 +98,7 @@ def create_db_engine(
             "timeout": socket_timeout if socket_timeout is not None else connect_timeout_s,
             "startup_params": startup,
             "application_name": "tradingbot",
+            **ssl_args,
         },
     )
     event.listen(engine, "connect", _on_connect)

@@ -39,6 +39,11 @@ class ErrorBody(BaseModel):
 
 
 def _respond(result: WebhookResult) -> Response[str]:
+    if result.status == 202 and not result.body.get("duplicate"):
+        # counted by the "signals" metric filter on the webhook's log group (cdk monitoring stack)
+        logger.info("signal accepted", extra={"event": "signal_accepted", "execution_id": result.body["execution_id"]})
+    elif result.status >= 400:
+        logger.info("alert refused", extra={"event": "alert_refused", "error": result.body.get("error")})
     return Response(status_code=result.status, content_type="application/json", body=json.dumps(result.body))
 
 
@@ -141,13 +146,25 @@ def strategies_handler(event: dict[str, Any], context: Any = None) -> dict[str, 
 
 
 def validate_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    return stages.validate_stage(get_runtime(), event)
+    out = stages.validate_stage(get_runtime(), event)
+    # structured events: CloudWatch metric filters (cdk/tradingbot_infra/monitoring.py) count them
+    if out["action"] == "trade":
+        logger.info("trade approved", extra={"event": "trade_approved", "symbol": out["intent"]["symbol"]})
+    else:
+        logger.info("trade rejected", extra={"event": "trade_rejected", "reason": out["reason"]})
+    return out
 
 
 def execute_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     from tradingbot.pipeline.execute import execute_stage
 
-    return execute_stage(get_runtime(), event)
+    report = execute_stage(get_runtime(), event)
+    status = report.get("status")
+    if status in ("filled", "partially_filled"):
+        logger.info("order placed", extra={"event": "order_placed", "status": status, "symbol": report.get("symbol")})
+    elif status == "rejected":
+        logger.warning("order rejected", extra={"event": "order_rejected", "reason": report.get("reason")})
+    return report
 
 
 def notify_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

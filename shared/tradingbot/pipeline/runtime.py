@@ -104,7 +104,10 @@ def get_runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one runtime per process (Lambda cold start) by design
     with _runtime_lock:
         if _runtime is None:
-            _runtime = Runtime()
+            from tradingbot.aws_env import load_aws_environment
+
+            load_aws_environment()  # on AWS: DATABASE_URL etc. from Secrets Manager, before settings read env
+            _runtime = Runtime(settings=PipelineSettings(), persistence=PersistenceSettings())
         return _runtime
 
 

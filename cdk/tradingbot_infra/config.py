@@ -1,0 +1,141 @@
+"""Deployment settings read from CDK context (cdk.json, or ``cdk deploy -c key=value``).
+
+Every setting is validated before a single construct is created, so a typo stops synthesis with a
+message naming the setting instead of surfacing later as an odd CloudFormation error. Values given
+with ``-c`` arrive as strings, so booleans and integers accept their string spellings too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk.region_info import RegionInfo
+
+
+class ConfigError(ValueError):
+    """Invalid or missing CDK context; the message names the setting."""
+
+
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+_DB_CLASS = re.compile(r"^[a-z][a-z0-9]*\.[a-z0-9]+$")  # RDS class without "db.": t4g.small, r7g.large
+_CACHE_NODE = re.compile(r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$")
+_SCHEDULE = re.compile(r"^(cron|rate)\(.+\)$")
+
+
+def _require(ctx: Mapping[str, Any], key: str) -> Any:
+    if key not in ctx or ctx[key] is None:
+        raise ConfigError(f"context '{key}' is missing: set it in cdk.json or pass -c {key}=...")
+    return ctx[key]
+
+
+def _bool(ctx: Mapping[str, Any], key: str) -> bool:
+    value = _require(ctx, key)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"context '{key}' must be a boolean (true or false), got {value!r}")
+
+
+def _int(ctx: Mapping[str, Any], key: str, lo: int, hi: int) -> int:
+    value = _require(ctx, key)
+    if isinstance(value, bool):  # bool is an int subclass; "nat_gateways": true is a mistake
+        raise ConfigError(f"context '{key}' must be an integer in [{lo}, {hi}], got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"context '{key}' must be an integer in [{lo}, {hi}], got {value!r}") from None
+    if isinstance(value, float) and value != number:
+        raise ConfigError(f"context '{key}' must be an integer in [{lo}, {hi}], got {value!r}")
+    if not lo <= number <= hi:
+        raise ConfigError(f"context '{key}' must be an integer in [{lo}, {hi}], got {number}")
+    return number
+
+
+def _str(ctx: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+    value = _require(ctx, key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"context '{key}' must be a non-empty string, got {value!r}")
+    if pattern is not None and not pattern.match(value):
+        raise ConfigError(f"context '{key}' is invalid: {value!r} ({hint})")
+    return value
+
+
+# CloudWatch Logs accepts only these retention periods
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                  3288, 3653)
+
+
+def _retention(ctx: Mapping[str, Any]) -> int:
+    days = _int(ctx, "log_retention_days", 1, 3653)
+    if days not in RETENTION_DAYS:
+        raise ConfigError(f"context 'log_retention_days' must be one of {RETENTION_DAYS}, got {days}")
+    return days
+
+
+def known_regions() -> set[str]:
+    """Regions in the CDK's own fact base (offline: no API call)."""
+    return {r.name for r in RegionInfo.regions}
+
+
+@dataclass(frozen=True)
+class InfraConfig:
+    region: str
+    prefix: str
+    nat_gateways: int
+    multi_az: bool
+    db_instance_class: str
+    redis_node_type: str
+    lambda_arm64: bool
+    execute_reserved_concurrency: int
+    api_rate_limit: int
+    api_burst_limit: int
+    webhook_max_body_bytes: int
+    feed_desired_count: int
+    optimise_schedule: str
+    log_retention_days: int
+    alarm_email: str
+    require_built_layers: bool
+    functions_dir: str
+
+    @classmethod
+    def from_context(cls, ctx: Mapping[str, Any]) -> InfraConfig:
+        region = _str(ctx, "region")
+        if region not in known_regions():
+            raise ConfigError(f"context 'region' is not a known AWS region: {region!r}")
+        arch = _str(ctx, "lambda_architecture")
+        if arch not in {"arm64", "x86_64"}:
+            raise ConfigError(f"context 'lambda_architecture' must be 'arm64' or 'x86_64', got {arch!r}")
+        email = ctx.get("alarm_email") or ""
+        if email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", str(email)):
+            raise ConfigError(f"context 'alarm_email' is not an e-mail address: {email!r}")
+        cfg = cls(
+            region=region,
+            prefix=_str(ctx, "prefix", re.compile(r"^[a-z][a-z0-9-]{1,20}$"), "lower-case, 2-21 chars"),
+            # 0 is refused: execute, vote and notify call exchanges, LLM APIs and Telegram on the
+            # internet, and the feed holds exchange WebSockets; AWS APIs go through VPC endpoints.
+            nat_gateways=_int(ctx, "nat_gateways", 1, 2),
+            multi_az=_bool(ctx, "multi_az"),
+            db_instance_class=_str(ctx, "db_instance_class", _DB_CLASS, "e.g. t4g.small, without 'db.'"),
+            redis_node_type=_str(ctx, "redis_node_type", _CACHE_NODE, "e.g. cache.t4g.micro"),
+            lambda_arm64=arch == "arm64",
+            execute_reserved_concurrency=_int(ctx, "execute_reserved_concurrency", 1, 100),
+            api_rate_limit=_int(ctx, "api_rate_limit", 1, 10_000),
+            api_burst_limit=_int(ctx, "api_burst_limit", 1, 5_000),
+            # API Gateway's own limit is 10 MB and cannot be lowered; the webhook refuses anything
+            # larger than this with 413 before parsing (TradingView alerts are well under 1 KB).
+            webhook_max_body_bytes=_int(ctx, "webhook_max_body_bytes", 256, 1_048_576),
+            feed_desired_count=_int(ctx, "feed_desired_count", 0, 2),
+            optimise_schedule=_str(ctx, "optimise_schedule", _SCHEDULE, "cron(...) or rate(...)"),
+            log_retention_days=_retention(ctx),
+            alarm_email=str(email),
+            require_built_layers=_bool(ctx, "require_built_layers"),
+            functions_dir=_str(ctx, "functions_dir"),
+        )
+        if cfg.api_burst_limit < cfg.api_rate_limit:
+            raise ConfigError("context 'api_burst_limit' must be >= 'api_rate_limit'")
+        return cfg

@@ -1,0 +1,106 @@
+"""The Lambda functions: one table that says how each is packaged, and the zip bundle builder.
+
+Packaging rule (Lambda limits: 250 MB unzipped for function + layers, 10 GB for an image):
+- zip + layers where the dependency closure fits (measured by tests/infra/test_artifacts.py);
+- a container image where it cannot: strategies and backtest need pandas + pandas-ta + numba
+  (+ llvmlite), about 260 MB unzipped with numpy before the handler's own code.
+The same bundle builder is used by the app and by the size test, so the test measures what ships.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .paths import SHARED_PACKAGE
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str  # folder under functions/, and the logical id stem
+    description: str
+    image: bool = False  # container image (cdk/docker/<name>/Dockerfile) instead of zip + layers
+    layers: tuple[str, ...] = ()  # folders under layers/
+    memory_mb: int = 512
+    timeout_s: int = 30
+    # AWS Lambda reserved concurrency: set only where it protects something downstream
+    reserved_concurrency: bool = False
+    needs_state_machine: bool = False  # may start executions (webhook)
+    secrets: tuple[str, ...] = ()  # keys of DataStack.secrets this function reads
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+# Memory and timeouts follow the state machine's TimeoutSeconds (a Lambda timeout larger than
+# the state's would only keep a dead invocation billed).
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("webhook", "TradingView webhook: auth, validate, dedupe, StartExecution", layers=("common",),
+                 memory_mb=512, timeout_s=10, needs_state_machine=True, secrets=("database", "redis")),
+    FunctionSpec("predict", "LSTM direction forecast (ONNX Runtime)", layers=("common", "ml"),
+                 memory_mb=1024, timeout_s=30, secrets=("database", "redis")),
+    FunctionSpec("vote", "one AI voter per invocation (openai | anthropic | llama)", layers=("common", "ai"),
+                 memory_mb=512, timeout_s=20, secrets=("database", "redis", "openai", "anthropic")),
+    FunctionSpec("strategies", "six pandas-ta strategies on recent candles", image=True,
+                 memory_mb=2048, timeout_s=60, secrets=("database", "redis")),
+    FunctionSpec("validate", "rules and risk limits", layers=("common",),
+                 memory_mb=512, timeout_s=15, secrets=("database", "redis")),
+    FunctionSpec("execute", "places the order (ccxt) or paper-trades it", layers=("common", "exchange"),
+                 memory_mb=1024, timeout_s=30, reserved_concurrency=True,
+                 secrets=("database", "redis", "kek", "binance", "okx")),
+    FunctionSpec("notify", "Telegram / SNS notifications, CloudWatch alarm messages", layers=("common",),
+                 memory_mb=256, timeout_s=15, secrets=("database", "telegram")),
+    FunctionSpec("record_outcome", "stores a failed or rejected execution with its reason", layers=("common",),
+                 memory_mb=256, timeout_s=15, secrets=("database",)),
+    FunctionSpec("backtest", "optimisation worker: one parameter set per invocation", image=True,
+                 memory_mb=3008, timeout_s=900, secrets=("database",)),
+)
+
+FUNCTIONS_BY_NAME = {f.name: f for f in FUNCTIONS}
+
+# The Step Functions definition placeholder for each function
+ASL_SUBSTITUTIONS = {
+    "PredictFunctionArn": "predict",
+    "VoteFunctionArn": "vote",
+    "StrategiesFunctionArn": "strategies",
+    "ValidateFunctionArn": "validate",
+    "ExecuteFunctionArn": "execute",
+    "NotifyFunctionArn": "notify",
+    "RecordOutcomeFunctionArn": "record_outcome",
+}
+
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc", "*.egg-info")
+
+
+class MissingHandlerError(FileNotFoundError):
+    pass
+
+
+def handler_path(functions_dir: Path, name: str) -> Path:
+    return functions_dir / name / "handler.py"
+
+
+def build_zip_bundle(functions_dir: Path, name: str, dest: Path) -> Path:
+    """Stage functions/<name>/*.py at the bundle root and the ``tradingbot`` package beside it.
+
+    Lambda's handler is then ``handler.handler`` and ``import tradingbot`` works from /var/task;
+    third-party dependencies come from the function's layers. Rebuilt from scratch on every synth
+    so a deleted module never lingers in the artifact.
+    """
+    src = functions_dir / name
+    if not handler_path(functions_dir, name).is_file():
+        raise MissingHandlerError(
+            f"{handler_path(functions_dir, name)} not found: every Lambda needs functions/{name}/handler.py "
+            "defining handler(event, context)"
+        )
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for item in sorted(src.iterdir()):
+        if item.name in {"__pycache__", "Dockerfile", "requirements.txt"}:
+            continue
+        if item.is_dir():
+            shutil.copytree(item, dest / item.name, ignore=_IGNORE)
+        else:
+            shutil.copy2(item, dest / item.name)
+    shutil.copytree(SHARED_PACKAGE, dest / "tradingbot", ignore=_IGNORE)
+    return dest

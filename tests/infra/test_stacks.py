@@ -1,0 +1,302 @@
+"""Assertions on the synthesised templates (one synthesis per session, see conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from .conftest import Synth
+
+# ---------------------------------------------------------------- network
+
+
+def test_vpc_two_azs_three_tiers(synth: Synth) -> None:
+    t = synth.template("network")
+    t.resource_count_is("AWS::EC2::VPC", 1)
+    subnets = synth.resources("network", "AWS::EC2::Subnet")
+    tiers = sorted(next(tag["Value"] for tag in s["Properties"]["Tags"] if tag["Key"] == "aws-cdk:subnet-name")
+                   for s in subnets.values())
+    assert tiers == ["app", "app", "data", "data", "public", "public"]
+    t.resource_count_is("AWS::EC2::NatGateway", 1)  # context nat_gateways=1
+    t.resource_count_is("AWS::EC2::FlowLog", 1)
+
+
+def test_vpc_endpoints_for_aws_apis(synth: Synth) -> None:
+    endpoints = synth.resources("network", "AWS::EC2::VPCEndpoint").values()
+    services = set()
+    for e in endpoints:
+        name = json.dumps(e["Properties"]["ServiceName"])
+        known = ("s3", "secretsmanager", "logs", "ecr.api", "ecr.dkr", "states")
+        services.add(next(s for s in known if f".{s}" in name))
+    assert services == {"s3", "secretsmanager", "logs", "ecr.api", "ecr.dkr", "states"}
+    gateway = [e for e in endpoints if e["Properties"].get("VpcEndpointType", "Gateway") == "Gateway"]
+    assert len(gateway) == 1  # S3 is free as a gateway endpoint
+
+
+def _ingress(synth: Synth, stack: str) -> list[dict[str, Any]]:
+    rules = [r["Properties"] for r in synth.resources(stack, "AWS::EC2::SecurityGroupIngress").values()]
+    for sg in synth.resources(stack, "AWS::EC2::SecurityGroup").values():
+        rules += sg["Properties"].get("SecurityGroupIngress", [])
+    return rules
+
+
+def test_security_groups_least_privilege(synth: Synth) -> None:
+    for stack in ("network", "data"):
+        for rule in _ingress(synth, stack):
+            assert "CidrIp" not in rule, f"no CIDR ingress anywhere (only SG-to-SG): {rule}"
+            assert rule["FromPort"] == rule["ToPort"], rule
+            assert "SourceSecurityGroupId" in rule, rule
+
+    def port(rule: dict[str, Any]) -> object:  # RDS Proxy opens the instance's port by reference
+        value = rule["FromPort"]
+        return "db-endpoint-port" if isinstance(value, dict) and "Endpoint.Port" in json.dumps(value) else value
+
+    ports = sorted(str(port(r)) for r in _ingress(synth, "data"))
+    # proxy <- Lambdas, db <- proxy, redis <- Lambdas, redis <- feed
+    assert ports == ["5432", "6379", "6379", "db-endpoint-port"], ports
+    for sg in [*synth.resources("network", "AWS::EC2::SecurityGroup").values(),
+               *synth.resources("data", "AWS::EC2::SecurityGroup").values()]:
+        for egress in sg["Properties"].get("SecurityGroupEgress", []):
+            # allow_all_outbound=False: 443 to the internet (exchanges, LLMs) or CDK's "no egress" marker
+            assert egress.get("FromPort") == 443 or egress.get("CidrIp") == "255.255.255.255/32", egress
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_postgres(synth: Synth) -> None:
+    t = synth.template("data")
+    t.has_resource_properties("AWS::RDS::DBInstance", {
+        "Engine": "postgres",
+        "MultiAZ": False,
+        "StorageEncrypted": True,
+        "KmsKeyId": Match.any_value(),
+        "BackupRetentionPeriod": 7,
+        "EnablePerformanceInsights": True,
+        "PubliclyAccessible": False,
+        "DeletionProtection": True,
+    })
+    t.has_resource_properties("AWS::RDS::DBParameterGroup", {"Parameters": Match.object_like({"rds.force_ssl": "1"})})
+    t.has_resource_properties("AWS::RDS::DBProxy", {"RequireTLS": True, "EngineFamily": "POSTGRESQL"})
+    t.has_resource_properties("AWS::SecretsManager::SecretTargetAttachment",
+                              {"TargetType": "AWS::RDS::DBInstance"})
+
+
+def test_redis(synth: Synth) -> None:
+    t = synth.template("data")
+    t.has_resource_properties("AWS::ElastiCache::ReplicationGroup", {
+        "Engine": "redis",
+        "TransitEncryptionEnabled": True,
+        "AtRestEncryptionEnabled": True,
+        "NumCacheClusters": 1,
+    })
+    group = next(iter(synth.resources("data", "AWS::ElastiCache::ReplicationGroup").values()))
+    assert "{{resolve:secretsmanager:" in json.dumps(group["Properties"]["AuthToken"]), "AUTH token by reference"
+    t.has_resource_properties("AWS::ElastiCache::ParameterGroup",
+                              {"Properties": {"maxmemory-policy": "allkeys-lru"}})
+    group = next(iter(synth.resources("data", "AWS::ElastiCache::SubnetGroup").values()))
+    ids = json.dumps(group["Properties"]["SubnetIds"])
+    assert "dataSubnet" in ids and "appSubnet" not in ids, "Redis lives in the isolated subnets"
+
+
+def test_eight_secrets(synth: Synth) -> None:
+    names = sorted(s["Properties"]["Name"] for s in synth.resources("data", "AWS::SecretsManager::Secret").values())
+    assert names == sorted(f"tradingbot/{n}" for n in (
+        "binance", "okx", "openai", "anthropic", "telegram", "database", "redis", "kek"))
+    for s in synth.resources("data", "AWS::SecretsManager::Secret").values():
+        assert "SecretString" not in s["Properties"], "no secret value in a template"
+
+
+def test_artifacts_bucket(synth: Synth) -> None:
+    t = synth.template("data")
+    t.has_resource_properties("AWS::S3::Bucket", {
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [Match.object_like(
+            {"ServerSideEncryptionByDefault": Match.object_like({"SSEAlgorithm": "aws:kms"})})]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+    })
+    policies = json.dumps(synth.resources("data", "AWS::S3::BucketPolicy"))
+    assert '"aws:SecureTransport": "false"' in policies
+    t.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+# ---------------------------------------------------------------- compute
+
+
+def _functions(synth: Synth) -> dict[str, dict[str, Any]]:
+    out = {}
+    for fn in synth.resources("compute", "AWS::Lambda::Function").values():
+        out[fn["Properties"]["Description"].split(":")[0]] = fn["Properties"]
+    return out
+
+
+def test_every_function_is_deployed(synth: Synth) -> None:
+    from tradingbot_infra.functions import FUNCTIONS
+
+    fns = synth.resources("compute", "AWS::Lambda::Function")
+    assert len(fns) == len(FUNCTIONS) == 9
+    for props in (f["Properties"] for f in fns.values()):
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        env = props["Environment"]["Variables"]
+        assert env["POWERTOOLS_SERVICE_NAME"] == "tradingbot"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "TradingBot"
+        assert "VpcConfig" in props
+        if "PackageType" in props:
+            assert props["PackageType"] == "Image"
+        else:
+            assert props["Runtime"] == "python3.12" and props["Handler"] == "handler.handler"
+            assert props["Layers"], "zip functions get their dependencies from layers"
+    images = [f for f in fns.values() if f["Properties"].get("PackageType") == "Image"]
+    assert len(images) == 2  # strategies and backtest: pandas + pandas-ta + numba exceed 250 MB
+
+
+def test_execute_reserved_concurrency(synth: Synth) -> None:
+    reserved = [f["Properties"] for f in synth.resources("compute", "AWS::Lambda::Function").values()
+                if "ReservedConcurrentExecutions" in f["Properties"]]
+    assert len(reserved) == 1
+    assert reserved[0]["ReservedConcurrentExecutions"] == 5
+    assert reserved[0]["Description"].startswith("places the order")
+
+
+def test_layers(synth: Synth) -> None:
+    layers = synth.resources("compute", "AWS::Lambda::LayerVersion")
+    assert len(layers) == 4
+    for layer in layers.values():
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_api_gateway(synth: Synth) -> None:
+    t = synth.template("compute")
+    t.has_resource_properties("AWS::ApiGateway::Stage", {
+        "StageName": "prod",
+        "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")},
+        "MethodSettings": [Match.object_like({"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40,
+                                              "DataTraceEnabled": False})],
+        "TracingEnabled": True,
+    })
+    methods = synth.resources("compute", "AWS::ApiGateway::Method")
+    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == ["GET", "GET", "POST"]
+    resources = synth.resources("compute", "AWS::ApiGateway::Resource").values()
+    paths = sorted(r["Properties"]["PathPart"] for r in resources)
+    assert paths == ["docs", "health", "tradingview", "webhook"]
+    webhook_env = _webhook_env(synth)
+    # API Gateway's 10 MB payload limit cannot be lowered: the webhook enforces this one (413)
+    assert webhook_env["WEBHOOK_MAX_BODY_BYTES"] == "8192"
+
+
+def _webhook_env(synth: Synth) -> dict[str, Any]:
+    fn = next(f for f in synth.resources("compute", "AWS::Lambda::Function").values()
+              if f["Properties"]["Description"].startswith("TradingView webhook"))
+    return fn["Properties"]["Environment"]["Variables"]
+
+
+def test_state_machine_from_asl_with_substitutions(synth: Synth) -> None:
+    from tradingbot_infra.functions import ASL_SUBSTITUTIONS
+
+    machines = synth.resources("compute", "AWS::StepFunctions::StateMachine")
+    pipeline = next(m["Properties"] for m in machines.values() if m["Properties"]["StateMachineName"] ==
+                    "tradingbot-pipeline")
+    assert pipeline["StateMachineType"] == "STANDARD"
+    assert pipeline["LoggingConfiguration"]["Level"] == "ALL"
+    assert pipeline["LoggingConfiguration"]["IncludeExecutionData"] is False
+    assert pipeline["TracingConfiguration"] == {"Enabled": True}
+    subs = pipeline["DefinitionSubstitutions"]
+    assert set(subs) == set(ASL_SUBSTITUTIONS)
+    for ref in subs.values():
+        assert "Fn::GetAtt" in ref and ref["Fn::GetAtt"][1] == "Arn"
+    # DefinitionBody.from_file uploads the .asl.json as an S3 asset: the staged copy is the file itself
+    from tradingbot_infra.paths import STATE_MACHINE_ASL
+
+    key = pipeline["DefinitionS3Location"]["Key"]
+    staged = synth.outdir / f"asset.{key.split('.')[0]}.json"
+    assert staged.read_text() == STATE_MACHINE_ASL.read_text()
+    assert "STATE_MACHINE_ARN" in _webhook_env(synth)
+
+
+def test_optimisation_schedule(synth: Synth) -> None:
+    t = synth.template("compute")
+    t.has_resource_properties("AWS::Events::Rule", {
+        "ScheduleExpression": "cron(0 3 ? * SUN *)",
+        "Targets": [Match.object_like({"Arn": {"Ref": Match.string_like_regexp("Optimise")}})],
+    })
+    opt = next(m["Properties"] for m in synth.resources("compute", "AWS::StepFunctions::StateMachine").values()
+               if m["Properties"]["StateMachineName"] == "tradingbot-optimise")
+    assert "DISTRIBUTED" in json.dumps(opt["DefinitionString"])
+    from tradingbot.strategies import REGISTRY
+
+    rule = next(iter(synth.resources("compute", "AWS::Events::Rule").values()))
+    jobs = json.loads(rule["Properties"]["Targets"][0]["Input"])["jobs"]
+    assert [j["strategy"] for j in jobs] == list(REGISTRY), "one Map item per registered strategy"
+
+
+def test_market_feed_service(synth: Synth) -> None:
+    t = synth.template("compute")
+    t.has_resource_properties("AWS::ECS::Service", {
+        "LaunchType": "FARGATE",
+        "DesiredCount": 1,
+        "DeploymentConfiguration": Match.object_like({"DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}}),
+        "NetworkConfiguration": {"AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})},
+    })
+    t.has_resource_properties("AWS::ECS::TaskDefinition", {
+        "RuntimePlatform": {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"},
+        "ContainerDefinitions": [Match.object_like({
+            "ReadonlyRootFilesystem": True,
+            "Secrets": [Match.object_like({"Name": "REDIS_AUTH_TOKEN"})],
+        })],
+    })
+    t.has_resource_properties("AWS::ECS::Cluster", {
+        "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]})
+
+
+def test_docker_context_excludes_local_state(synth: Synth) -> None:
+    """Image assets stage only what the Dockerfiles copy, never .venv/.git/.data/cdk.out."""
+    staged = [d for d in synth.outdir.glob("asset.*") if (d / "pyproject.toml").exists()]
+    assert len(staged) == 3  # strategies, backtest, market feed
+    for d in staged:
+        top = {p.name for p in d.iterdir()}
+        assert top == {"pyproject.toml", "README.md", "shared", "functions", "cdk"}, top
+        assert not list(d.rglob("__pycache__"))
+
+
+# ---------------------------------------------------------------- monitoring
+
+
+def test_alarms_and_composite(synth: Synth) -> None:
+    alarms = synth.resources("monitoring", "AWS::CloudWatch::Alarm")
+    names = {a["Properties"]["AlarmName"].removeprefix("tradingbot-") for a in alarms.values()}
+    assert {"Api5xx", "WebhookLatencyP99", "LambdaErrors", "PipelineFailedExecutions", "OrderRejections",
+            "FeedNoRunningTask", "RdsCpuHigh", "RdsFreeStorageLow", "RedisMemoryHigh", "RedisCpuHigh"} <= names
+    p99 = next(a["Properties"] for a in alarms.values() if a["Properties"]["AlarmName"].endswith("LatencyP99"))
+    assert p99["ExtendedStatistic"] == "p99" and p99["Threshold"] == 1000
+    composite = synth.resources("monitoring", "AWS::CloudWatch::CompositeAlarm")
+    assert len(composite) == 1
+    rule = json.dumps(next(iter(composite.values()))["Properties"]["AlarmRule"])
+    for member in ("Api5xx", "LambdaErrors", "PipelineFailedExecutions", "OrderRejections", "FeedNoRunningTask"):
+        assert member in rule
+
+
+def test_alarm_topic_reaches_notify(synth: Synth) -> None:
+    t = synth.template("monitoring")
+    t.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    t.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "lambda"})
+    t.has_resource_properties("AWS::Lambda::Permission", {"Principal": "sns.amazonaws.com"})
+    actions = [a["Properties"].get("AlarmActions", []) for a in
+               synth.resources("monitoring", "AWS::CloudWatch::CompositeAlarm").values()]
+    assert all(actions)
+
+
+def test_log_metric_filters(synth: Synth) -> None:
+    filters = synth.resources("monitoring", "AWS::Logs::MetricFilter").values()
+    metrics = {f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters}
+    assert metrics == {"Errors", "SignalsAccepted", "OrdersPlaced", "OrdersRejected"}
+
+
+def test_dashboard(synth: Synth) -> None:
+    body = json.dumps(next(iter(synth.resources("monitoring", "AWS::CloudWatch::Dashboard").values())))
+    for needle in ("AWS/ApiGateway", "AWS/Lambda", "AWS/States", "AWS/RDS", "AWS/ElastiCache", "ECS/ContainerInsights"):
+        assert needle in body, needle
