@@ -53,3 +53,12 @@ def test_composed_ichimoku_equals_pandas_ta(btc_1h: pd.DataFrame, tenkan: int, k
     ref = ta.ichimoku(btc_1h.high, btc_1h.low, btc_1h.close, tenkan=tenkan, kijun=kijun, senkou=senkou)[0]
     for got, prefix in zip(ours, ("ITS", "IKS", "ISA", "ISB"), strict=True):
         np.testing.assert_allclose(got, ref.filter(like=prefix).iloc[:, 0].to_numpy(), equal_nan=True)
+
+
+@pytest.mark.parametrize(("k", "d", "smooth_k"), [(14, 3, 3), (5, 2, 1)])
+def test_composed_stochastic_equals_pandas_ta(btc_1h: pd.DataFrame, k: int, d: int, smooth_k: int) -> None:
+    pct_k, pct_d = Indicators(btc_1h).stoch(k, d, smooth_k)
+    ref = ta.stoch(btc_1h.high, btc_1h.low, btc_1h.close, k=k, d=d, smooth_k=smooth_k)
+    # pandas' rolling mean and pandas-ta's numba SMA differ in the last bits only
+    np.testing.assert_allclose(pct_k, ref.iloc[:, 0].to_numpy(), rtol=0, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(pct_d, ref.iloc[:, 1].to_numpy(), rtol=0, atol=1e-9, equal_nan=True)
