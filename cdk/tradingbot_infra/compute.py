@@ -233,7 +233,7 @@ class ComputeStack(Stack):
         task.add_container(
             "feed",
             image=ecs.ContainerImage.from_asset(
-                str(REPO_ROOT), file="cdk/docker/market_feed/Dockerfile", platform=platform,
+                str(REPO_ROOT), file="functions/market_feed/Dockerfile", platform=platform,
                 exclude=DOCKER_CONTEXT_EXCLUDE, ignore_mode=IgnoreMode.DOCKER,
             ),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="feed", log_group=feed_logs),
@@ -241,6 +241,15 @@ class ComputeStack(Stack):
             secrets={"REDIS_AUTH_TOKEN": ecs.Secret.from_secrets_manager(data.secrets["redis"])},
             readonly_root_filesystem=True,
             stop_timeout=Duration.seconds(30),
+            # ECS ignores the image's HEALTHCHECK: the same probe of the feed's /health (200 only when
+            # every stream is connected and fresh and Redis took a write recently)
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-c",
+                         "import sys, urllib.request as u; "
+                         "sys.exit(0 if u.urlopen('http://127.0.0.1:8080/health', timeout=2).status == 200 else 1)"],
+                interval=Duration.seconds(15), timeout=Duration.seconds(5), retries=3,
+                start_period=Duration.seconds(60),
+            ),
         )
         self.cluster = cluster
         self.feed = ecs.FargateService(

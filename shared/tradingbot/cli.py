@@ -20,6 +20,7 @@ from rich.table import Table
 from tradingbot.backtest import BacktestConfig, BacktestConfigError, run_grid, run_strategy
 from tradingbot.cli_accounts import accounts_app, keys_app
 from tradingbot.cli_exchange import reconcile
+from tradingbot.cli_feed import feed
 from tradingbot.cli_model import model_app
 from tradingbot.cli_pipeline import executions_app, kill_switch, replay, serve
 from tradingbot.indicators import Indicators
@@ -36,6 +37,7 @@ app.command()(serve)
 app.command()(replay)
 app.command("reconcile")(reconcile)
 app.command("kill-switch")(kill_switch)
+app.command("feed")(feed)
 app.add_typer(model_app, name="model", help="LSTM price model: train, evaluate, export, list, predict.")
 # When piped (CI logs, README tables) rich would wrap at 80 columns and cut strategy names.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
