@@ -102,7 +102,8 @@ def bench_ack(rt: Runtime, token: str, total: int, concurrency: int) -> None:
         serve_in_thread(server)
         url = f"http://127.0.0.1:{server.server_address[1]}/webhook/tradingview"
         post(url, alert(token, -1))  # warm-up: imports, connection pool
-        one_by_one = [post(url, alert(token, 10_000_000 + i))[1] * 1000 for i in range(100)]
+        sequential = [post(url, alert(token, 10_000_000 + i)) for i in range(100)]
+        one_by_one = [r[1] * 1000 for r in sequential]
         bodies = [alert(token, i) for i in range(total)]
         t0 = time.perf_counter()
         with cf.ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -111,7 +112,7 @@ def bench_ack(rt: Runtime, token: str, total: int, concurrency: int) -> None:
         rate = 40.0
         paced_bodies = [alert(token, total + i) for i in range(int(rate * 10))]
         paced_results = paced(url, paced_bodies, rate, concurrency)
-        results_all = results + paced_results
+        results_all = results + paced_results + sequential
         server.shutdown()
         executions = 0
         token_kwargs: dict[str, Any] = {}
@@ -126,12 +127,16 @@ def bench_ack(rt: Runtime, token: str, total: int, concurrency: int) -> None:
     codes: dict[int, int] = {}
     for status, _ in results_all:
         codes[status] = codes.get(status, 0) + 1
-    total += len(paced_results)
+    total = len(results_all)
     with session_scope(rt.engine()) as s:
         accepted = s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "accepted")) or 0
         rejected = s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "rejected")) or 0
-    accepted -= 1 + len(one_by_one)  # the warm-up and one-at-a-time alerts
-    lost = total - (accepted + rejected)
+        reasons = dict(s.execute(select(Alert.reason, func.count()).where(Alert.status != "accepted")
+                                 .group_by(Alert.reason)).all())  # fmt: skip
+    accepted -= 1  # the warm-up alert
+    answered_202 = codes.get(202, 0)
+    # lost: an attempt without a stored row, or a 202 whose alert was not stored as accepted
+    lost = (total - (accepted + rejected)) + abs(answered_202 - accepted)
     print("webhook ack over loopback, one server process on this machine:")
     print(f"  one connection, one alert at a time ({len(one_by_one)}): p50 {pct(one_by_one, 0.5):.1f} ms  "
           f"p99 {pct(one_by_one, 0.99):.1f} ms  (what each Lambda sees on AWS, where every connection gets its own)")
@@ -144,6 +149,8 @@ def bench_ack(rt: Runtime, token: str, total: int, concurrency: int) -> None:
           f"of it, paced p99 = {pct(lat_paced, 0.99) / 3000:.1%})")  # fmt: skip
     print(f"  statuses {codes}; stored accepted {accepted:,}, rejected {rejected:,}, lost {lost}; "
           f"executions started {executions - 1:,}")  # fmt: skip
+    if reasons:
+        print(f"  not accepted, by reason: {reasons}")
 
 
 def bench_compute(rt: Runtime, account_id: int, n: int) -> None:

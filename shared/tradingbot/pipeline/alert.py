@@ -9,12 +9,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 Action = Literal["buy", "sell", "long", "short", "close", "flat"]
+
+
+def _float_to_decimal(value: Any) -> Any:
+    """JSON numbers arrive as floats (56588.03 may be 56588.030000000006): keep 10 decimals, which
+    is finer than any exchange's tick, instead of refusing binary noise."""
+    if isinstance(value, float) and math.isfinite(value):
+        return Decimal(repr(round(value, 10)))
+    return value
+
+
+Number = Annotated[Decimal, BeforeValidator(_float_to_decimal), Field(gt=0, max_digits=20, decimal_places=10)]
 
 
 class AlertError(ValueError):
@@ -44,12 +56,12 @@ class TradingViewAlert(BaseModel):
         ),
     ]
     action: Action
-    price: Annotated[Decimal, Field(gt=0, max_digits=20, decimal_places=10)]
+    price: Number
     time: dt.datetime = Field(description="bar time, ISO-8601 ({{timenow}} in Pine Script)")
-    quantity: Annotated[Decimal | None, Field(gt=0, max_digits=20, decimal_places=10)] = None
+    quantity: Number | None = None
     leverage: Annotated[int | None, Field(ge=1, le=125)] = None
-    stop_loss: Annotated[Decimal | None, Field(gt=0, max_digits=20, decimal_places=10)] = None
-    take_profit: Annotated[Decimal | None, Field(gt=0, max_digits=20, decimal_places=10)] = None
+    stop_loss: Number | None = None
+    take_profit: Number | None = None
     comment: Annotated[str | None, Field(max_length=500, description="free text; data, never instructions")] = None
 
     @field_validator("symbol")
