@@ -50,6 +50,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+DUPLICATES: list[bytes] = []  # 202 answers that said "duplicate": the same alert content twice
 ACTION = "long"  # set in main() to the committed LSTM's call, so the alert can pass the LSTM rule
 
 
@@ -64,7 +65,8 @@ def post(url: str, body: bytes) -> tuple[int, float]:
     t0 = time.perf_counter()
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            resp.read()
+            if json.loads(resp.read()).get("duplicate"):
+                DUPLICATES.append(body)
             status = resp.status
     except urllib.error.HTTPError as exc:
         status = exc.code
@@ -136,7 +138,8 @@ def bench_ack(rt: Runtime, token: str, total: int, concurrency: int) -> None:
     accepted -= 1  # the warm-up alert
     answered_202 = codes.get(202, 0)
     # lost: an attempt without a stored row, or a 202 whose alert was not stored as accepted
-    lost = (total - (accepted + rejected)) + abs(answered_202 - accepted)
+    dupes = len(DUPLICATES)
+    lost = (total - (accepted + rejected)) - dupes + abs(answered_202 - dupes - accepted)
     print("webhook ack over loopback, one server process on this machine:")
     print(f"  one connection, one alert at a time ({len(one_by_one)}): p50 {pct(one_by_one, 0.5):.1f} ms  "
           f"p99 {pct(one_by_one, 0.99):.1f} ms  (what each Lambda sees on AWS, where every connection gets its own)")
@@ -148,7 +151,9 @@ def bench_ack(rt: Runtime, token: str, total: int, concurrency: int) -> None:
     print(f"  target p99 < 20 ms; TradingView gives up at 3,000 ms (saturated p99 = {pct(lat, 0.99) / 3000:.0%} "
           f"of it, paced p99 = {pct(lat_paced, 0.99) / 3000:.1%})")  # fmt: skip
     print(f"  statuses {codes}; stored accepted {accepted:,}, rejected {rejected:,}, lost {lost}; "
-          f"executions started {executions - 1:,}")  # fmt: skip
+          f"executions started {executions - 1:,}; answered as duplicates {dupes}")  # fmt: skip
+    if DUPLICATES:
+        print(f"  duplicate bodies: {[json.loads(b)['price'] for b in DUPLICATES][:5]}")
     if reasons:
         print(f"  not accepted, by reason: {reasons}")
 
@@ -199,7 +204,8 @@ def bench_compute(rt: Runtime, account_id: int, n: int) -> None:
 
 def _orders(rt: Runtime) -> int:
     with session_scope(rt.engine()) as s:
-        return s.scalar(select(func.count()).select_from(Order)) or 0
+        # entry orders; each entry also rests a reduce-only stop-loss and take-profit
+        return s.scalar(select(func.count()).select_from(Order).where(Order.type == "market")) or 0
 
 
 def bench_dedupe(rt: Runtime, token: str, deliveries: int) -> None:
@@ -224,9 +230,9 @@ def bench_dedupe(rt: Runtime, token: str, deliveries: int) -> None:
         )
     orders = _orders(rt) - orders_before
     ok = sum(1 for status, _ in results if status == 202)
-    others = {s: sum(1 for st, _ in results if st == s) for s, _ in results if s != 202}
+    others = {s: sum(1 for st, _ in results if st == s) for s, _ in results if s != 202} or ""
     print(f"\none alert delivered {deliveries:,} times from 50 threads: {ok:,} answered 202 {others or ''}, "
-          f"{executions} execution(s), {key_rows} alert row(s), {decisions} decision(s), {orders} order(s) "
+          f"{executions} execution(s), {key_rows} alert row(s), {decisions} decision(s), {orders} entry order(s) "
           f"(target: exactly 1 execution and at most 1 order)")  # fmt: skip
 
 
@@ -238,7 +244,7 @@ def main() -> None:
     base.chmod(0o755)
     try:
         with running_servers(base, purpose="test") as servers:
-            rt = Runtime(database_url=servers.database_url, redis_url=servers.redis_url, db_pool_size=20)
+            rt = Runtime(database_url=servers.database_url, redis_url=servers.redis_url, db_pool_size=40)
             set_runtime(rt)
             with session_scope(rt.engine()) as s:
                 acc, token = repo.create_account(s, name="bench", exchange="paper", testnet=True)
@@ -253,7 +259,9 @@ def main() -> None:
             bench_ack(rt, token, 400 if args.quick else 2000, 200)
             bench_compute(rt, account_id, 8 if args.quick else 40)
             rt.sfn_client = None
-            bench_dedupe(rt, token, 200 if args.quick else 1000)
+            with session_scope(rt.engine()) as s:  # a fresh account: no position from the runs above
+                _, fresh_token = repo.create_account(s, name="bench-dedupe", exchange="paper", testnet=True)
+            bench_dedupe(rt, fresh_token, 200 if args.quick else 1000)
             feeder.set()
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -94,7 +94,7 @@ def serve(
         servers = start_detached(data_dir)
         os.environ.setdefault("DATABASE_URL", servers.database_url)
         os.environ.setdefault("REDIS_URL", servers.redis_url)
-    rt = Runtime(db_pool_size=20)  # threaded server: up to 20 requests hold a connection at once
+    rt = Runtime(db_pool_size=40)  # threaded server + in-process pipeline share the pool
     set_runtime(rt)
     market = BundledCandles()
     rt.candle_source = market

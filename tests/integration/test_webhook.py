@@ -190,3 +190,18 @@ def _mutated(token: str, mutation: dict[str, Any]) -> bytes:
     body = json.loads(alert_body(token))
     body = copy.deepcopy(body) | mutation
     return json.dumps(body).encode()
+
+
+def test_a_failing_dependency_is_a_retryable_503_not_a_crash(
+    local: LocalStepFunctions, account: tuple[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradingbot.persistence import repository
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TimeoutError("QueuePool limit reached")
+
+    monkeypatch.setattr(repository, "record_alert", broken)
+    resp = webhook_handler(event_with(alert_body(account[1])), None)
+    assert resp["statusCode"] == 503
+    assert json.loads(resp["body"]) == {"error": "unavailable", "message": "temporarily unavailable; retry"}
+    assert executions(local) == 0

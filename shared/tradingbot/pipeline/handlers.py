@@ -119,7 +119,14 @@ def webhook_handler(event: dict[str, Any], context: LambdaContext | None) -> dic
         result = receive_alert(get_runtime(), raw, ip)
         return {"statusCode": result.status, "headers": {"Content-Type": "application/json"},
                 "body": json.dumps(result.body)}  # fmt: skip
-    return app.resolve(event, context)  # type: ignore[arg-type]
+    try:
+        return app.resolve(event, context)  # type: ignore[arg-type]
+    except Exception:
+        # a dependency failed (database pool exhausted or unreachable, Redis ...): the sender gets a
+        # retryable 503 with a reason, never an unhandled error; redeliveries are de-duplicated
+        logger.exception("webhook failed", extra={"event": "webhook_error"})
+        return {"statusCode": 503, "headers": {"Content-Type": "application/json"},
+                "body": json.dumps({"error": "unavailable", "message": "temporarily unavailable; retry"})}  # fmt: skip
 
 
 def _not_utf8(raw: bytes) -> bool:

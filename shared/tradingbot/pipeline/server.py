@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+log = logging.getLogger(__name__)
 MAX_READ_BYTES = 1 << 20  # never read more than 1 MB from a socket; the handler refuses > 8 KB anyway
 
 
@@ -63,6 +65,7 @@ def make_server(host: str, port: int, handler: Handler, on_response: ResponseHoo
             try:
                 result = handler(event, None)
             except Exception as exc:  # the Lambda runtime would answer 502; so do we
+                log.exception("handler failed")
                 result = {"statusCode": 502, "headers": {"Content-Type": "application/json"},
                           "body": json.dumps({"error": "handler_failed", "message": type(exc).__name__})}  # fmt: skip
             if on_response is not None:
