@@ -128,7 +128,7 @@ def test_webhook_module_does_not_load_pandas_or_numba() -> None:
 
 
 def test_order_and_signal_events_are_logged_for_the_metric_filters(
-    runtime: Runtime, account: tuple[int, str], capsys: pytest.CaptureFixture[str]
+    runtime: Runtime, account: tuple[int, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     from tradingbot.pipeline.stages import strategies_stage
 
@@ -138,5 +138,7 @@ def test_order_and_signal_events_are_logged_for_the_metric_filters(
     state["strategies"] = strategies_stage(runtime, state)
     out = load_handler("validate")(state, None)
     assert out["action"] == "reject"
-    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert any(rec.get("event") == "trade_rejected" and "backtest_win_rate" in rec["reason"] for rec in logged)
+    # Powertools puts `extra` keys on the record; its JSON formatter prints them as top-level fields,
+    # which is what the CloudWatch metric filters match ($.event = "...")
+    events = [(getattr(r, "event", None), getattr(r, "reason", "")) for r in caplog.records]
+    assert any(e == "trade_rejected" and "backtest_win_rate" in str(reason) for e, reason in events), events

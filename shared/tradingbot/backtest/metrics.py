@@ -36,7 +36,7 @@ def compute_metrics(
 
     years = n * interval / YEAR
     final = equity[-1]
-    m["cagr"] = float((final / initial_cash) ** (1 / years) - 1) if final > 0 and years > 0 else -1.0
+    m["cagr"] = _cagr(float(final), initial_cash, years)
 
     prev = np.concatenate(([initial_cash], equity[:-1]))
     # after a liquidation the balance is 0 and stays 0: those bars have no return
@@ -54,3 +54,12 @@ def compute_metrics(
     m["initial_cash"] = float(initial_cash)
     m["bars"] = n
     return m
+
+
+def _cagr(final: float, initial: float, years: float) -> float:
+    if final <= 0 or years <= 0:
+        return -1.0
+    try:
+        return float((final / initial) ** (1 / years) - 1)
+    except OverflowError:  # a few bars that double the account annualise to infinity
+        return math.inf
