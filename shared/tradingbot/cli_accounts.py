@@ -29,7 +29,12 @@ from sqlalchemy.orm import Session
 from tradingbot import crypto
 from tradingbot.crypto import CryptoError, EnvelopeCipher, ExchangeCredentials, Kek, RotatingProvider, Secret
 from tradingbot.persistence import repository as repo
-from tradingbot.persistence.config import PersistenceSettings
+from tradingbot.persistence.config import (
+    PersistenceSettings,
+    ServersNotConfiguredError,
+    database_url,
+    envelope_cipher,
+)
 from tradingbot.persistence.db import check_connection, get_engine, session_scope
 from tradingbot.persistence.errors import DatabaseUnavailable, PersistenceError
 from tradingbot.persistence.models import EXCHANGES, ApiCredential
@@ -54,14 +59,10 @@ def _settings() -> PersistenceSettings:
 
 
 def _database_url(settings: PersistenceSettings) -> str:
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from tradingbot.servers import read_state
-
-    state = read_state(settings.data_dir)
-    if state is None:
-        _fail("no database: set DATABASE_URL, or start local servers with `python -m tradingbot.servers up`", 1)
-    return state.database_url
+    try:
+        return database_url(settings)
+    except ServersNotConfiguredError as exc:
+        _fail(str(exc), 1)
 
 
 def _engine(settings: PersistenceSettings) -> Engine:
@@ -72,15 +73,6 @@ def _engine(settings: PersistenceSettings) -> Engine:
     )
     check_connection(engine)
     return engine
-
-
-def _cipher(settings: PersistenceSettings) -> EnvelopeCipher:
-    kek = settings.kek.get_secret_value() if settings.kek else None
-    previous = settings.kek_previous.get_secret_value() if settings.kek_previous else None
-    provider = crypto.key_provider(
-        kek=kek, previous=previous, secret_id=settings.kek_secret_id, data_dir=settings.data_dir
-    )
-    return EnvelopeCipher(provider)
 
 
 @contextmanager
@@ -241,7 +233,7 @@ def set_keys(
             api_secret=Secret(secret, visible=0),
             passphrase=Secret(phrase, visible=0) if phrase else None,
         )
-        cipher = _cipher(settings)
+        cipher = envelope_cipher(settings)
         repo.store_credentials(session, acct, creds, cipher)
     out.print(f"keys stored for {account!r}: api key {creds.hint}, encrypted under KEK {cipher.provider.current().id}")
 
@@ -258,7 +250,7 @@ def rotate_keys(
     ``kek.previous``. With TRADINGBOT_KEK, the new key comes from ``--new-kek-env``. With Secrets
     Manager, put the new key as the secret's current version first; the previous stays readable."""
     settings = _settings()
-    cipher = _cipher(settings)
+    cipher = envelope_cipher(settings)
     new_text = os.environ.get(new_kek_env)
     key_file = settings.data_dir / "kek"
     pending: Path | None = None

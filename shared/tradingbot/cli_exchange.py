@@ -17,13 +17,18 @@ from rich.console import Console
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from tradingbot import crypto
 from tradingbot.cache import Cache
 from tradingbot.crypto import CryptoError, EnvelopeCipher
 from tradingbot.exchange.base import ExchangeError
 from tradingbot.exchange.reconcile import ReconcileReport, reconcile_account
 from tradingbot.exchange.service import default_exchange_factory, load_account
-from tradingbot.persistence.config import PersistenceSettings
+from tradingbot.persistence.config import (
+    PersistenceSettings,
+    ServersNotConfiguredError,
+    database_url,
+    envelope_cipher,
+    redis_url,
+)
 from tradingbot.persistence.db import check_connection, get_engine, session_scope
 from tradingbot.persistence.errors import PersistenceError
 from tradingbot.persistence.models import Account
@@ -39,26 +44,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _urls(settings: PersistenceSettings) -> tuple[str, str]:
-    db = settings.database_url.get_secret_value() if settings.database_url else None
-    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    if db is None or redis_url is None:
-        from tradingbot.servers import read_state
-
-        state = read_state(settings.data_dir)
-        if state is None:
-            _fail("no database: set DATABASE_URL and REDIS_URL, or run `python -m tradingbot.servers up`", 1)
-        db, redis_url = db or state.database_url, redis_url or state.redis_url
-    return db, redis_url
-
-
-def _cipher(settings: PersistenceSettings) -> EnvelopeCipher:
-    provider = crypto.key_provider(
-        kek=settings.kek.get_secret_value() if settings.kek else None,
-        previous=settings.kek_previous.get_secret_value() if settings.kek_previous else None,
-        secret_id=settings.kek_secret_id,
-        data_dir=settings.data_dir,
-    )
-    return EnvelopeCipher(provider)
+    try:
+        return database_url(settings), redis_url(settings)
+    except ServersNotConfiguredError as exc:
+        _fail(str(exc), 1)
 
 
 def _print(name: str, report: ReconcileReport) -> None:
@@ -110,7 +99,7 @@ def reconcile(
         engine = get_engine(db_url, connect_timeout_s=settings.db_connect_timeout_s)
         check_connection(engine)
         cache = Cache.from_url(redis_url, timeout_s=settings.redis_timeout_s)
-        reports = run_reconcile(engine, cache, _cipher(settings), account, fix)
+        reports = run_reconcile(engine, cache, envelope_cipher(settings), account, fix)
     except (PersistenceError, CryptoError) as exc:
         _fail(str(exc), 2 if "no account" in str(exc) else 1)
     except ExchangeError as exc:

@@ -61,6 +61,27 @@ STAT_NAMES = (
 
 
 @numba.njit(cache=True)
+def _record(
+    k: int, entry_bar: int, exit_bar: int, side: int, entry_px: float, exit_px: float, qty: float, pnl: float,
+    fees: float, funding: float, reason: int,
+    tr_entry_bar: np.ndarray, tr_exit_bar: np.ndarray, tr_side: np.ndarray, tr_entry_price: np.ndarray,
+    tr_exit_price: np.ndarray, tr_qty: np.ndarray, tr_pnl: np.ndarray, tr_fees: np.ndarray,
+    tr_funding: np.ndarray, tr_reason: np.ndarray,
+) -> None:
+    """Row ``k`` of the trade table (one writer for signal exits, stops/targets/liquidation and the end)."""
+    tr_entry_bar[k] = entry_bar
+    tr_exit_bar[k] = exit_bar
+    tr_side[k] = side
+    tr_entry_price[k] = entry_px
+    tr_exit_price[k] = exit_px
+    tr_qty[k] = qty
+    tr_pnl[k] = pnl
+    tr_fees[k] = fees
+    tr_funding[k] = funding
+    tr_reason[k] = reason
+
+
+@numba.njit(cache=True)
 def simulate(
     o: np.ndarray,
     h: np.ndarray,
@@ -129,16 +150,9 @@ def simulate(
                 gross = side * qty * (px - entry_px)
                 cash += gross - f
                 trade_fees += f
-                tr_entry_bar[n_trades] = entry_bar
-                tr_exit_bar[n_trades] = i
-                tr_side[n_trades] = side
-                tr_entry_price[n_trades] = entry_px
-                tr_exit_price[n_trades] = px
-                tr_qty[n_trades] = qty
-                tr_pnl[n_trades] = gross - trade_fees - trade_funding
-                tr_fees[n_trades] = trade_fees
-                tr_funding[n_trades] = trade_funding
-                tr_reason[n_trades] = REASON_SIGNAL
+                _record(n_trades, entry_bar, i, side, entry_px, px, qty, gross - trade_fees - trade_funding,
+                        trade_fees, trade_funding, REASON_SIGNAL, tr_entry_bar, tr_exit_bar, tr_side,
+                        tr_entry_price, tr_exit_price, tr_qty, tr_pnl, tr_fees, tr_funding, tr_reason)
                 n_trades += 1
                 side = 0
             if side == 0 and cash > 0.0:
@@ -208,16 +222,9 @@ def simulate(
                     else:
                         cash += gross - f
                     trade_fees += f
-                    tr_entry_bar[n_trades] = entry_bar
-                    tr_exit_bar[n_trades] = i
-                    tr_side[n_trades] = side
-                    tr_entry_price[n_trades] = entry_px
-                    tr_exit_price[n_trades] = px
-                    tr_qty[n_trades] = qty
-                    tr_pnl[n_trades] = gross - trade_fees - trade_funding
-                    tr_fees[n_trades] = trade_fees
-                    tr_funding[n_trades] = trade_funding
-                    tr_reason[n_trades] = reason
+                    _record(n_trades, entry_bar, i, side, entry_px, px, qty, gross - trade_fees - trade_funding,
+                            trade_fees, trade_funding, reason, tr_entry_bar, tr_exit_bar, tr_side,
+                            tr_entry_price, tr_exit_price, tr_qty, tr_pnl, tr_fees, tr_funding, tr_reason)
                     n_trades += 1
                     side = 0
 
@@ -228,16 +235,9 @@ def simulate(
             gross = side * qty * (px - entry_px)
             cash += gross - f
             trade_fees += f
-            tr_entry_bar[n_trades] = entry_bar
-            tr_exit_bar[n_trades] = i
-            tr_side[n_trades] = side
-            tr_entry_price[n_trades] = entry_px
-            tr_exit_price[n_trades] = px
-            tr_qty[n_trades] = qty
-            tr_pnl[n_trades] = gross - trade_fees - trade_funding
-            tr_fees[n_trades] = trade_fees
-            tr_funding[n_trades] = trade_funding
-            tr_reason[n_trades] = REASON_END
+            _record(n_trades, entry_bar, i, side, entry_px, px, qty, gross - trade_fees - trade_funding,
+                    trade_fees, trade_funding, REASON_END, tr_entry_bar, tr_exit_bar, tr_side,
+                    tr_entry_price, tr_exit_price, tr_qty, tr_pnl, tr_fees, tr_funding, tr_reason)
             n_trades += 1
             side = 0
             in_market += 1

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from tradingbot.crypto import EnvelopeCipher
 
 
 class PersistenceSettings(BaseSettings):
@@ -35,3 +39,44 @@ class PersistenceSettings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> PersistenceSettings:
     return PersistenceSettings()
+
+
+class ServersNotConfiguredError(RuntimeError):
+    """Neither the environment nor ``.data/servers.json`` names a server to use."""
+
+
+def _local_servers(settings: PersistenceSettings, what: str) -> tuple[str, str]:
+    from tradingbot.servers import read_state  # local runs: the servers `tradingbot servers up` started
+
+    state = read_state(settings.data_dir)
+    if state is None:
+        raise ServersNotConfiguredError(f"no {what}: set {what.upper()}_URL, or start local servers with "
+                                        "`tradingbot servers up`")  # fmt: skip
+    return state.database_url, state.redis_url
+
+
+def database_url(settings: PersistenceSettings) -> str:
+    """DATABASE_URL, else the local servers' database."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return _local_servers(settings, "database")[0]
+
+
+def redis_url(settings: PersistenceSettings) -> str:
+    """REDIS_URL, else the local servers' Redis."""
+    if settings.redis_url is not None:
+        return settings.redis_url.get_secret_value()
+    return _local_servers(settings, "redis")[1]
+
+
+def envelope_cipher(settings: PersistenceSettings) -> EnvelopeCipher:
+    """The cipher for stored exchange keys under the configured key-encryption key(s)."""
+    from tradingbot.crypto import EnvelopeCipher, key_provider
+
+    provider = key_provider(
+        kek=settings.kek.get_secret_value() if settings.kek else None,
+        previous=settings.kek_previous.get_secret_value() if settings.kek_previous else None,
+        secret_id=settings.kek_secret_id,
+        data_dir=settings.data_dir,
+    )
+    return EnvelopeCipher(provider)

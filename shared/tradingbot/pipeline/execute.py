@@ -11,23 +11,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from tradingbot.crypto import EnvelopeCipher, key_provider
 from tradingbot.exchange.positions import TradeIntent
 from tradingbot.exchange.service import default_exchange_factory, execute_intent
+from tradingbot.persistence.config import envelope_cipher
 from tradingbot.persistence.db import session_scope
 from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.stages import StageError
-
-
-def _cipher(rt: Runtime) -> EnvelopeCipher:
-    p = rt.persistence
-    provider = key_provider(
-        kek=p.kek.get_secret_value() if p.kek else None,
-        previous=p.kek_previous.get_secret_value() if p.kek_previous else None,
-        secret_id=p.kek_secret_id,
-        data_dir=p.data_dir,
-    )
-    return EnvelopeCipher(provider)
 
 
 def order_decision_id(state: dict[str, Any]) -> str:
@@ -51,7 +40,7 @@ def _factory(rt: Runtime) -> tuple[Any, Any]:
             def sessions() -> Any:
                 return session_scope(rt.engine())
 
-            cached = (sessions, default_exchange_factory(sessions, rt.cache(), _cipher(rt)))
+            cached = (sessions, default_exchange_factory(sessions, rt.cache(), envelope_cipher(rt.persistence)))
             rt._exchange_factories = cached  # type: ignore[attr-defined]  # lives as long as the runtime
         return cached
 

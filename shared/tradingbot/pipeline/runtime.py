@@ -17,32 +17,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from tradingbot.cache import Cache
-from tradingbot.persistence.config import PersistenceSettings
+from tradingbot.persistence.config import PersistenceSettings, database_url, redis_url
 from tradingbot.persistence.db import get_engine
 from tradingbot.pipeline.market import CandleSource
 from tradingbot.pipeline.settings import PipelineSettings, get_settings
-
-
-def _database_url(settings: PersistenceSettings) -> str:
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from tradingbot.servers import read_state  # local runs: the servers `make run` started
-
-    state = read_state(settings.data_dir)
-    if state is None:
-        raise RuntimeError("no database: set DATABASE_URL, or start local servers with `tradingbot servers up`")
-    return state.database_url
-
-
-def _redis_url(settings: PersistenceSettings) -> str:
-    if settings.redis_url is not None:
-        return settings.redis_url.get_secret_value()
-    from tradingbot.servers import read_state
-
-    state = read_state(settings.data_dir)
-    if state is None:
-        raise RuntimeError("no Redis: set REDIS_URL, or start local servers with `tradingbot servers up`")
-    return state.redis_url
 
 
 @dataclass
@@ -63,7 +41,7 @@ class Runtime:
     def engine(self) -> Engine:
         with self._lock:
             if self._engine is None:
-                url = self.database_url or _database_url(self.persistence)
+                url = self.database_url or database_url(self.persistence)
                 self._engine = get_engine(
                     url,
                     connect_timeout_s=self.persistence.db_connect_timeout_s,
@@ -75,7 +53,7 @@ class Runtime:
     def cache(self) -> Cache:
         with self._lock:
             if self._cache is None:
-                url = self.redis_url or _redis_url(self.persistence)
+                url = self.redis_url or redis_url(self.persistence)
                 self._cache = Cache.from_url(url, timeout_s=self.persistence.redis_timeout_s)
             return self._cache
 

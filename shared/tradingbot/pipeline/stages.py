@@ -161,18 +161,20 @@ def strategies_stage(rt: Runtime, state: dict[str, Any]) -> dict[str, Any]:
     candles (its win rate feeds the validator)."""
     # pandas, pandas-ta and numba load here only: this stage ships as a container image
     from tradingbot.backtest import BacktestConfig, run_strategy
+    from tradingbot.indicators import Indicators
     from tradingbot.strategies import REGISTRY, get_strategy
 
     alert = _alert(state)
     candles = _candles(rt, alert.symbol)
+    ind = Indicators(candles)  # one memo for all six signal runs and the backtest below
     signals: dict[str, str] = {}
     for name, strat in REGISTRY.items():
-        sig = strat.signals(candles)
+        sig = strat.signals(ind)
         last = {k: bool(v[-1]) for k, v in sig._asdict().items()}
         signals[name] = "long" if last["long_entry"] else "short" if last["short_entry"] else "none"
     summary: dict[str, Any] = {"name": alert.strategy, "known": alert.strategy in REGISTRY}
     if summary["known"]:
-        result = run_strategy(candles, get_strategy(alert.strategy), None, BacktestConfig())
+        result = run_strategy(candles, get_strategy(alert.strategy), None, BacktestConfig(), indicators=ind)
         m = result.metrics
         summary.update(
             win_rate=m["win_rate"], trades=m["trades"], total_return=m["total_return"], sharpe=m["sharpe"],
