@@ -2,7 +2,7 @@
 
 Data: one year of hourly bars (8,760) made by repeating the bundled 5,980 real BTC/USDT candles
 with continued timestamps, each repetition scaled to start at the previous close
-(tradingbot.marketdata.extend_by_repetition).
+(tradingbot.domain.candles.extend_by_repetition).
 
     python benchmarks/bench_backtest.py [--quick]
 """
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradingbot.backtest import BacktestConfig, run_grid, run_strategy
-from tradingbot.indicators import Indicators
-from tradingbot.marketdata import bundled_path, extend_by_repetition, load_candles
-from tradingbot.strategies import REGISTRY, get_strategy
+from tradingbot.domain.backtest import BacktestConfig, run_grid, run_strategy
+from tradingbot.domain.candles import bundled_path, extend_by_repetition, load_candles
+from tradingbot.domain.indicators import Indicators
+from tradingbot.domain.strategies import REGISTRY, get_strategy
 
 warnings.filterwarnings("ignore")
 FEE = 0.0004
@@ -208,8 +208,10 @@ def main() -> None:
           f"{g['indicators_s']:.3f} s for {len(lengths)} EMAs)")  # fmt: skip
     print(f"  backtesting.py: {ref_rate:.2f} backtests/s (mean of {len(sample)} sampled combinations)"
           f"  ratio {rate / ref_rate:,.0f}x   target: >= 2,000 backtests/s")  # fmt: skip
-    print(f"  peak RSS of the grid process: {g['peak_rss_mb']:.0f} MB "
-          f"(of which {g['rss_before_mb']:.0f} MB is the interpreter and imports)   target: < 500 MB")
+    print(
+        f"  peak RSS of the grid process: {g['peak_rss_mb']:.0f} MB "
+        f"(of which {g['rss_before_mb']:.0f} MB is the interpreter and imports)   target: < 500 MB"
+    )
 
 
 def _bt_py_params(candles: pd.DataFrame, params: dict[str, int | float]) -> float:

@@ -30,11 +30,11 @@ from tests.unit._ai_fakes import (  # noqa: E402
     vote_json,
 )
 
-from tradingbot.ai.brief import SYSTEM_PROMPT, Brief, build_brief, render_user_prompt  # noqa: E402
-from tradingbot.ai.ensemble import Ensemble  # noqa: E402
-from tradingbot.ai.voters.anthropic_voter import AnthropicVoter  # noqa: E402
-from tradingbot.ai.voters.base import Voter  # noqa: E402
-from tradingbot.ai.voters.openai_voter import OpenAICompatibleVoter, OpenAIVoter  # noqa: E402
+from tradingbot.adapters.ai.ensemble import Ensemble  # noqa: E402
+from tradingbot.adapters.ai.voters.anthropic_voter import AnthropicVoter  # noqa: E402
+from tradingbot.adapters.ai.voters.base import Voter  # noqa: E402
+from tradingbot.adapters.ai.voters.openai_voter import OpenAICompatibleVoter, OpenAIVoter  # noqa: E402
+from tradingbot.domain.brief import SYSTEM_PROMPT, Brief, build_brief, render_user_prompt  # noqa: E402
 
 N = 300
 WARMUP = 20
@@ -53,15 +53,19 @@ def percentiles(fn: Callable[[], object], n: int = N) -> tuple[float, float]:
 
 
 def voters_for(oa: FakeProvider, an: FakeProvider, cp: FakeProvider) -> list[Voter]:
-    return [OpenAIVoter(api_key="k", base_url=oa.url + "/v1"),
-            AnthropicVoter(api_key="k", base_url=an.url),
-            OpenAICompatibleVoter(base_url=cp.url + "/v1")]
+    return [
+        OpenAIVoter(api_key="k", base_url=oa.url + "/v1"),
+        AnthropicVoter(api_key="k", base_url=an.url),
+        OpenAICompatibleVoter(base_url=cp.url + "/v1"),
+    ]
 
 
 def overhead(brief: Brief) -> None:
-    with FakeProvider(Canned(openai_response(vote_json()))) as oa, \
-            FakeProvider(Canned(anthropic_message({"vote": "LONG", "confidence": 60, "rationale": "x"}))) as an, \
-            FakeProvider(Canned(chat_completion(vote_json("SHORT")))) as cp:
+    with (
+        FakeProvider(Canned(openai_response(vote_json()))) as oa,
+        FakeProvider(Canned(anthropic_message({"vote": "LONG", "confidence": 60, "rationale": "x"}))) as an,
+        FakeProvider(Canned(chat_completion(vote_json("SHORT")))) as cp,
+    ):
         voters = voters_for(oa, an, cp)
         openai_voter = voters[0]
         assert isinstance(openai_voter, OpenAIVoter) and openai_voter.client is not None
@@ -69,12 +73,19 @@ def overhead(brief: Brief) -> None:
 
         def raw() -> object:  # the same request the adapter sends, nothing else
             return client.responses.create(
-                model="gpt-4.1-mini", instructions=SYSTEM_PROMPT, input=prompt, max_output_tokens=300,
+                model="gpt-4.1-mini",
+                instructions=SYSTEM_PROMPT,
+                input=prompt,
+                max_output_tokens=300,
                 text={"format": {"type": "json_schema", "name": "cast_vote", "schema": {}, "strict": True}},
-                temperature=0, store=False)
+                temperature=0,
+                store=False,
+            )
 
-        rows = [("raw SDK call (responses.create)", percentiles(raw)),
-                ("one voter (OpenAIVoter.vote)", percentiles(lambda: openai_voter.vote(brief)))]
+        rows = [
+            ("raw SDK call (responses.create)", percentiles(raw)),
+            ("one voter (OpenAIVoter.vote)", percentiles(lambda: openai_voter.vote(brief))),
+        ]
         with Ensemble([openai_voter]) as one:
             rows.append(("ensemble, 1 voter", percentiles(lambda: one.decide(brief))))
         # CPU reference for the 3-voter row: the SDKs' own work (and the fake servers, which share
@@ -82,8 +93,17 @@ def overhead(brief: Brief) -> None:
         rows.append(("3 voters called sequentially", percentiles(lambda: [v.vote(brief) for v in voters])))
         with Ensemble(voters) as three:
             rows.append(("ensemble, 3 voters (parallel)", percentiles(lambda: three.decide(brief))))
-        rows.append(("build_brief (60 candles)", percentiles(lambda: build_brief(
-            make_candles([100.0 + i for i in range(60)]), symbol="BTC/USDT", timeframe="1h"), n=100)))
+        rows.append(
+            (
+                "build_brief (60 candles)",
+                percentiles(
+                    lambda: build_brief(
+                        make_candles([100.0 + i for i in range(60)]), symbol="BTC/USDT", timeframe="1h"
+                    ),
+                    n=100,
+                ),
+            )
+        )
     base_p50, base_p99 = rows[0][1]
     print(f"\n1) overhead, local servers answering instantly ({N} calls each, ms)")
     print(f"{'':34s}{'p50':>8s}{'p99':>8s}{'p50 - raw':>12s}")
@@ -94,10 +114,13 @@ def overhead(brief: Brief) -> None:
 
 def wall_time(brief: Brief) -> None:
     delay = 1.0
-    with FakeProvider(Canned(openai_response(vote_json()), delay_s=delay)) as oa, \
-            FakeProvider(Canned(anthropic_message({"vote": "LONG", "confidence": 60, "rationale": "x"}),
-                                delay_s=delay)) as an, \
-            FakeProvider(Canned(chat_completion(vote_json("SHORT")), delay_s=delay)) as cp:
+    with (
+        FakeProvider(Canned(openai_response(vote_json()), delay_s=delay)) as oa,
+        FakeProvider(
+            Canned(anthropic_message({"vote": "LONG", "confidence": 60, "rationale": "x"}), delay_s=delay)
+        ) as an,
+        FakeProvider(Canned(chat_completion(vote_json("SHORT")), delay_s=delay)) as cp,
+    ):
         voters = voters_for(oa, an, cp)
         t0 = time.perf_counter()
         for v in voters:  # sequential reference
@@ -116,8 +139,13 @@ def wall_time(brief: Brief) -> None:
 
 def main() -> None:
     started = time.perf_counter()
-    brief = build_brief(make_candles([100.0 + (i % 9) for i in range(60)]), symbol="BTC/USDT", timeframe="1h",
-                        indicators={"rsi_14": 57.1, "atr_14": 1.9}, comment="breakout retest")
+    brief = build_brief(
+        make_candles([100.0 + (i % 9) for i in range(60)]),
+        symbol="BTC/USDT",
+        timeframe="1h",
+        indicators={"rsi_14": 57.1, "atr_14": 1.9},
+        comment="breakout retest",
+    )
     overhead(brief)
     wall_time(brief)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")

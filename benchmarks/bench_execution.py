@@ -36,14 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' fake 
 
 from tests.integration._fake_exchanges import API_KEY, API_SECRET, binance_server
 
-from tradingbot.cache import Cache
-from tradingbot.crypto import EnvelopeCipher, ExchangeCredentials, Kek, KeyRing, Secret
-from tradingbot.exchange.ccxt_adapter import local_urls
-from tradingbot.exchange.positions import TradeIntent
-from tradingbot.exchange.service import default_exchange_factory, execute_intent
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import create_db_engine, session_scope
-from tradingbot.servers import running_servers
+from tradingbot.adapters.cache import Cache
+from tradingbot.adapters.crypto import EnvelopeCipher, ExchangeCredentials, Kek, KeyRing, Secret
+from tradingbot.adapters.exchange.ccxt_adapter import local_urls
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import create_db_engine, session_scope
+from tradingbot.domain.positions import TradeIntent
+from tradingbot.entrypoints.local.servers import running_servers
+from tradingbot.pipeline.order_service import default_exchange_factory, execute_intent
 
 REFERENCE_MS = 650.0  # source document: "order execution 650 ms"
 DECISIONS = 300

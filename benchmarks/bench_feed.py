@@ -10,7 +10,7 @@ Set-up: a local Binance-format WebSocket server in a separate process (pinned to
 where there is one) streams combined-stream frames for 100 symbols (aggTrade, kline_1m,
 markPrice@1s: 300 streams, so the pool opens 2 connections of at most 200) into the real feed
 service (one asyncio thread, pinned to one core), which writes a real Redis (embedded, started by
-tradingbot.servers) with one pipeline per batch.
+tradingbot.entrypoints.local.servers) with one pipeline per batch.
 
 * throughput: the server sends 300,000 frames as fast as it can; we time the feed from the first
   frame to the Redis write after the last one.
@@ -36,10 +36,10 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from tradingbot.feed.messages import BINANCE
-from tradingbot.feed.pool import Subscription, Venue
-from tradingbot.feed.service import FeedConfig, FeedService
-from tradingbot.servers import running_servers
+from tradingbot.adapters.feed.messages import BINANCE
+from tradingbot.adapters.feed.pool import Subscription, Venue
+from tradingbot.adapters.feed.service import FeedConfig, FeedService
+from tradingbot.entrypoints.local.servers import running_servers
 
 SYMBOLS = [f"C{i:03d}USDT" for i in range(100)]
 BLAST_FRAMES = 300_000

@@ -70,7 +70,7 @@ def cold_init() -> tuple[float, float]:
     """(imports + session load measured inside the process, whole process wall time), medians of 3."""
     code = (
         "import time; t = time.perf_counter(); "
-        "from tradingbot.model.predictor import load_default_predictor; "
+        "from tradingbot.adapters.model.predictor import load_default_predictor; "
         "p = load_default_predictor(); print(time.perf_counter() - t)"
     )
     inside, wall = [], []
@@ -84,9 +84,9 @@ def cold_init() -> tuple[float, float]:
 
 
 def main() -> int:
-    from tradingbot.marketdata import bundled_path, load_candles
-    from tradingbot.model import features as ft
-    from tradingbot.model.predictor import load_default_predictor
+    from tradingbot.adapters.model.predictor import load_default_predictor
+    from tradingbot.domain import features as ft
+    from tradingbot.domain.candles import bundled_path, load_candles
 
     rows: list[tuple[str, str, str]] = []
     candles = load_candles(bundled_path())
@@ -94,7 +94,7 @@ def main() -> int:
 
     predictor = load_default_predictor()
     if predictor is None:
-        print("no committed model: run `tradingbot model train --out shared/tradingbot/model/artifacts`")
+        print("no committed model: run `tradingbot model train --out shared/tradingbot/artifacts`")
         return 1
     last500 = candles.iloc[-500:]
     x1 = predictor.window(last500)

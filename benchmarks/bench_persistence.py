@@ -25,10 +25,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, text
 
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import create_db_engine, session_scope
-from tradingbot.persistence.models import Order
-from tradingbot.servers import running_servers
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import create_db_engine, session_scope
+from tradingbot.adapters.persistence.models import Order
+from tradingbot.entrypoints.local.servers import running_servers
 
 REFERENCE_MS = 85.0  # source document: "database query 85 ms"
 RECORD_ITERATIONS = 300

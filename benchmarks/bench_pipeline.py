@@ -31,16 +31,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.models import Alert, Decision, Order
+from tradingbot.adapters.market import start_price_feeder
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.models import Alert, Decision, Order
+from tradingbot.entrypoints.lambdas.handlers import webhook_handler
+from tradingbot.entrypoints.local.http import make_server, serve_in_thread
+from tradingbot.entrypoints.local.runner import LocalStepFunctions
+from tradingbot.entrypoints.local.servers import running_servers
 from tradingbot.pipeline import stages
-from tradingbot.pipeline.handlers import webhook_handler
-from tradingbot.pipeline.local import LocalStepFunctions
-from tradingbot.pipeline.market import start_price_feeder
 from tradingbot.pipeline.runtime import Runtime, set_runtime
-from tradingbot.pipeline.server import make_server, serve_in_thread
-from tradingbot.servers import running_servers
 
 warnings.filterwarnings("ignore")
 
@@ -141,8 +141,10 @@ def bench_ack(rt: Runtime, token: str, total: int, concurrency: int) -> None:
     dupes = len(DUPLICATES)
     lost = (total - (accepted + rejected)) - dupes + abs(answered_202 - dupes - accepted)
     print("webhook ack over loopback, one server process on this machine:")
-    print(f"  one connection, one alert at a time ({len(one_by_one)}): p50 {pct(one_by_one, 0.5):.1f} ms  "
-          f"p99 {pct(one_by_one, 0.99):.1f} ms  (what each Lambda sees on AWS, where every connection gets its own)")
+    print(
+        f"  one connection, one alert at a time ({len(one_by_one)}): p50 {pct(one_by_one, 0.5):.1f} ms  "
+        f"p99 {pct(one_by_one, 0.99):.1f} ms  (what each Lambda sees on AWS, where every connection gets its own)"
+    )
     print(f"  {concurrency} concurrent connections:")
     print(f"  saturated (closed loop, {len(lat):,} alerts as fast as possible): {len(lat) / wall:,.0f} alerts/s, "
           f"p50 {pct(lat, 0.5):.1f} ms  p99 {pct(lat, 0.99):.1f} ms  max {max(lat):.1f} ms")  # fmt: skip

@@ -35,9 +35,25 @@ def build(name: str, arch: str) -> int:
     if target.parent.exists():
         shutil.rmtree(target.parent)
     target.mkdir(parents=True)
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
-           "--target", str(target), "--implementation", "cp", "--python-version", "3.12",
-           "--only-binary=:all:", "--ignore-installed", "-r", str(HERE / name / "requirements.txt")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--disable-pip-version-check",
+        "--target",
+        str(target),
+        "--implementation",
+        "cp",
+        "--python-version",
+        "3.12",
+        "--only-binary=:all:",
+        "--ignore-installed",
+        "-r",
+        str(HERE / name / "requirements.txt"),
+    ]
     for platform in PLATFORMS[arch]:
         cmd += ["--platform", platform]
     subprocess.run(cmd, check=True)

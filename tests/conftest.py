@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradingbot.marketdata import bundled_path, load_candles
+from tradingbot.domain.candles import bundled_path, load_candles
 
 
 @pytest.fixture(scope="session")

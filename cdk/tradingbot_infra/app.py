@@ -52,13 +52,33 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     env = Environment(region=cfg.region)
     name = cfg.prefix.title().replace("-", "")
     network = NetworkStack(app, f"{name}Network", cfg=cfg, env=env, description="TradingBot AI: VPC, endpoints, SGs")
-    data = DataStack(app, f"{name}Data", cfg=cfg, network=network, env=env,
-                     description="TradingBot AI: RDS PostgreSQL, Redis, secrets, KMS, S3")
-    compute = ComputeStack(app, f"{name}Compute", cfg=cfg, network=network, data=data, env=env,
-                           bundle_dir=Path(app.outdir) / ".bundles",
-                           description="TradingBot AI: Lambdas, API Gateway, Step Functions, Fargate feed")
-    monitoring = MonitoringStack(app, f"{name}Monitoring", cfg=cfg, data=data, compute=compute, env=env,
-                                 description="TradingBot AI: alarms, dashboard, alarm topic")
+    data = DataStack(
+        app,
+        f"{name}Data",
+        cfg=cfg,
+        network=network,
+        env=env,
+        description="TradingBot AI: RDS PostgreSQL, Redis, secrets, KMS, S3",
+    )
+    compute = ComputeStack(
+        app,
+        f"{name}Compute",
+        cfg=cfg,
+        network=network,
+        data=data,
+        env=env,
+        bundle_dir=Path(app.outdir) / ".bundles",
+        description="TradingBot AI: Lambdas, API Gateway, Step Functions, Fargate feed",
+    )
+    monitoring = MonitoringStack(
+        app,
+        f"{name}Monitoring",
+        cfg=cfg,
+        data=data,
+        compute=compute,
+        env=env,
+        description="TradingBot AI: alarms, dashboard, alarm topic",
+    )
     built = TradingBotApp(app, cfg, network, data, compute, monitoring)
 
     # CDK tags the RDS Proxy target group, whose CloudFormation schema has no Tags property

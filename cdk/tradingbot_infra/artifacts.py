@@ -133,7 +133,8 @@ def _module_file(module: str) -> Path | None:
 
 def _is_type_checking(node: ast.If) -> bool:
     return (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING") or (
-        isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")
+        isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"
+    )
 
 
 def _top_level_imports(path: Path, package: str) -> set[str]:
@@ -157,6 +158,7 @@ def _top_level_imports(path: Path, package: str) -> set[str]:
                 visit(node.orelse)
             elif isinstance(node, ast.Try):
                 visit(node.body)  # the except branch is the fallback, not a requirement
+
     visit(ast.parse(path.read_text()).body)
     return found
 

@@ -66,8 +66,30 @@ def _str(ctx: Mapping[str, Any], key: str, pattern: re.Pattern[str] | None = Non
 
 
 # CloudWatch Logs accepts only these retention periods
-RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-                  3288, 3653)
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 def _retention(ctx: Mapping[str, Any]) -> int:

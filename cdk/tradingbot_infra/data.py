@@ -41,8 +41,9 @@ DB_USER = "tradingbot"
 
 
 class DataStack(Stack):
-    def __init__(self, scope: Construct, cid: str, *, cfg: InfraConfig, network: NetworkStack,
-                 **kwargs: object) -> None:
+    def __init__(
+        self, scope: Construct, cid: str, *, cfg: InfraConfig, network: NetworkStack, **kwargs: object
+    ) -> None:
         super().__init__(scope, cid, **kwargs)  # type: ignore[arg-type]
         vpc = network.vpc
         self.add_stack_dependency(network)
@@ -51,15 +52,17 @@ class DataStack(Stack):
         pg, redis = ec2.Port.tcp(POSTGRES_PORT), ec2.Port.tcp(REDIS_PORT)
         self.proxy_sg = security_group(self, "DbProxySg", vpc, "RDS Proxy: in from Lambdas only", cfg.prefix)
         self.db_sg = security_group(self, "DbSg", vpc, "RDS PostgreSQL: in from RDS Proxy only", cfg.prefix)
-        self.redis_sg = security_group(self, "RedisSg", vpc, "Redis: in from Lambdas and the feed only",
-                                       cfg.prefix)
+        self.redis_sg = security_group(self, "RedisSg", vpc, "Redis: in from Lambdas and the feed only", cfg.prefix)
         self.proxy_sg.connections.allow_from(network.lambda_sg, pg, "Lambdas to RDS Proxy (TLS)")
         # proxy -> database is opened by DatabaseProxy itself (on the instance's endpoint port)
         for client in (network.lambda_sg, network.feed_sg):
             self.redis_sg.connections.allow_from(client, redis, "Redis (TLS, AUTH)")
 
         self.key = kms.Key(
-            self, "DataKey", alias=f"alias/{cfg.prefix}-data", enable_key_rotation=True,
+            self,
+            "DataKey",
+            alias=f"alias/{cfg.prefix}-data",
+            enable_key_rotation=True,
             description="TradingBot AI: RDS, Redis, secrets and the artifacts bucket",
             removal_policy=RemovalPolicy.RETAIN,
         )
@@ -73,22 +76,29 @@ class DataStack(Stack):
         for key, (description, fields) in PROVIDER_SECRETS.items():
             template = dict.fromkeys(fields[:-1], "REPLACE_ME")
             self.secrets[key] = sm.Secret(
-                self, f"{key.capitalize()}Secret", secret_name=f"{cfg.prefix}/{key}",
+                self,
+                f"{key.capitalize()}Secret",
+                secret_name=f"{cfg.prefix}/{key}",
                 description=f"{description}: JSON {json.dumps(list(fields))}; fill after deploy",
                 # a random value in the last field, so nothing usable is ever in the template
                 generate_secret_string=sm.SecretStringGenerator(
-                    secret_string_template=json.dumps(template), generate_string_key=fields[-1],
+                    secret_string_template=json.dumps(template),
+                    generate_string_key=fields[-1],
                     exclude_punctuation=True,
                 ),
             )
         self.secrets["kek"] = sm.Secret(
-            self, "KekSecret", secret_name=f"{cfg.prefix}/kek",
+            self,
+            "KekSecret",
+            secret_name=f"{cfg.prefix}/kek",
             description="key-encryption key for stored exchange API keys: base64 of 32 random bytes "
             "(replace the generated value: see docs/deploy.md)",
             generate_secret_string=sm.SecretStringGenerator(password_length=44, exclude_punctuation=True),
         )
         redis_secret = sm.Secret(
-            self, "RedisAuthSecret", secret_name=f"{cfg.prefix}/redis",
+            self,
+            "RedisAuthSecret",
+            secret_name=f"{cfg.prefix}/redis",
             description="ElastiCache Redis AUTH token",
             # AUTH tokens: 16-128 printable chars without @ \" /; alphanumerics are always safe
             generate_secret_string=sm.SecretStringGenerator(password_length=64, exclude_punctuation=True),
@@ -98,23 +108,33 @@ class DataStack(Stack):
         # ---- PostgreSQL ----------------------------------------------------------------
         engine = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17_9)
         params = rds.ParameterGroup(
-            self, "DbParams", engine=engine, description="TLS required",
+            self,
+            "DbParams",
+            engine=engine,
+            description="TLS required",
             parameters={"rds.force_ssl": "1", "log_min_duration_statement": "1000"},
         )
         self.db = rds.DatabaseInstance(
-            self, "Database",
+            self,
+            "Database",
             engine=engine,
             instance_type=ec2.InstanceType(cfg.db_instance_class),
-            vpc=vpc, vpc_subnets=network.data_subnets, security_groups=[self.db_sg],
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
+            security_groups=[self.db_sg],
             port=POSTGRES_PORT,
             credentials=rds.Credentials.from_generated_secret(
-                DB_USER, secret_name=f"{cfg.prefix}/database",
+                DB_USER,
+                secret_name=f"{cfg.prefix}/database",
             ),
             database_name=DB_NAME,
             parameter_group=params,
             multi_az=cfg.multi_az,
-            storage_encrypted=True, storage_encryption_key=self.key,
-            allocated_storage=20, max_allocated_storage=100, storage_type=rds.StorageType.GP3,
+            storage_encrypted=True,
+            storage_encryption_key=self.key,
+            allocated_storage=20,
+            max_allocated_storage=100,
+            storage_type=rds.StorageType.GP3,
             backup_retention=Duration.days(7),
             enable_performance_insights=True,
             performance_insight_encryption_key=self.key,
@@ -131,54 +151,80 @@ class DataStack(Stack):
         # Lambdas open a connection per container; the proxy pools them so a burst of alerts
         # cannot exhaust max_connections on a small instance.
         self.proxy = rds.DatabaseProxy(
-            self, "DbProxy",
+            self,
+            "DbProxy",
             proxy_target=rds.ProxyTarget.from_instance(self.db),
-            secrets=[self.db.secret], vpc=vpc, vpc_subnets=network.data_subnets,
+            secrets=[self.db.secret],
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
             security_groups=[self.proxy_sg],
-            require_tls=True, iam_auth=False, idle_client_timeout=Duration.minutes(30),
-            max_connections_percent=80, debug_logging=False,
+            require_tls=True,
+            iam_auth=False,
+            idle_client_timeout=Duration.minutes(30),
+            max_connections_percent=80,
+            debug_logging=False,
         )
 
         # ---- Redis -----------------------------------------------------------------------
         subnet_group = elasticache.CfnSubnetGroup(
-            self, "RedisSubnets", description="isolated subnets",
+            self,
+            "RedisSubnets",
+            description="isolated subnets",
             subnet_ids=vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids,
         )
         redis_params = elasticache.CfnParameterGroup(
-            self, "RedisParams", cache_parameter_group_family="redis7",
+            self,
+            "RedisParams",
+            cache_parameter_group_family="redis7",
             description="cache semantics: evict least recently used keys when full",
             properties={"maxmemory-policy": "allkeys-lru"},
         )
         replicas = 2 if cfg.multi_az else 1
         self.redis = elasticache.CfnReplicationGroup(
-            self, "Redis",
+            self,
+            "Redis",
             replication_group_description="TradingBot AI cache, idempotency keys, kill switch, market feed",
             replication_group_id=f"{cfg.prefix}-redis",
-            engine="redis", engine_version="7.1", cache_node_type=cfg.redis_node_type,
+            engine="redis",
+            engine_version="7.1",
+            cache_node_type=cfg.redis_node_type,
             num_cache_clusters=replicas,
-            automatic_failover_enabled=cfg.multi_az, multi_az_enabled=cfg.multi_az,
+            automatic_failover_enabled=cfg.multi_az,
+            multi_az_enabled=cfg.multi_az,
             cache_subnet_group_name=subnet_group.ref,
             cache_parameter_group_name=redis_params.ref,
             security_group_ids=[self.redis_sg.security_group_id],
             port=REDIS_PORT,
-            transit_encryption_enabled=True, at_rest_encryption_enabled=True, kms_key_id=self.key.key_id,
+            transit_encryption_enabled=True,
+            at_rest_encryption_enabled=True,
+            kms_key_id=self.key.key_id,
             auth_token=redis_secret.secret_value.unsafe_unwrap(),  # a {{resolve:secretsmanager}} reference
-            snapshot_retention_limit=1, auto_minor_version_upgrade=True,
+            snapshot_retention_limit=1,
+            auto_minor_version_upgrade=True,
         )
 
         # ---- S3: model artifacts and reports --------------------------------------------
         access_logs = s3.Bucket(
-            self, "AccessLogs", encryption=s3.BucketEncryption.S3_MANAGED,  # log delivery cannot use KMS
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # log delivery cannot use KMS
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.artifacts = s3.Bucket(
-            self, "Artifacts",
-            encryption=s3.BucketEncryption.KMS, encryption_key=self.key, bucket_key_enabled=True,
-            versioned=True, block_public_access=s3.BlockPublicAccess.BLOCK_ALL, enforce_ssl=True,
-            server_access_logs_bucket=access_logs, server_access_logs_prefix="artifacts/",
+            self,
+            "Artifacts",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            versioned=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="artifacts/",
             lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(90))],
             removal_policy=RemovalPolicy.RETAIN,
         )

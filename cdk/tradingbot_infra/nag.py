@@ -22,57 +22,90 @@ LAMBDA_MANAGED_POLICIES = [
 
 # (rule, reason, applies_to or None): applied to every Lambda's role and policies
 LAMBDA_ROLE = [
-    ("AwsSolutions-IAM4",
-     "AWSLambdaBasicExecutionRole / AWSLambdaVPCAccessExecutionRole are AWS's scoped baseline for writing "
-     "the function's logs and managing its VPC ENIs; ec2:CreateNetworkInterface has no resource-level form",
-     LAMBDA_MANAGED_POLICIES),
-    ("AwsSolutions-IAM5",
-     "xray:PutTraceSegments and xray:PutTelemetryRecords (Powertools Tracer) support no resource-level "
-     "permissions: AWS requires Resource '*'",
-     ["Resource::*"]),
-    ("AwsSolutions-IAM5",
-     "bucket grants are scoped to a key prefix (models/, data/, reports/); CDK's grant adds object-level "
-     "action families (s3:GetObject*, s3:List*, s3:GetBucket*, s3:Abort*, s3:DeleteObject*) and KMS data-key "
-     "actions (kms:GenerateDataKey*, kms:ReEncrypt*) for the bucket's key only",
-     [RegexAppliesTo(regex=r"/^Resource::<Artifacts[0-9A-F]{8}\.Arn>\/(models|data|reports)\/\*$/"),
-      RegexAppliesTo(regex=r"/^Resource::TradingbotData:ExportsOutputFnGetAttArtifacts.*$/"),
-      RegexAppliesTo(regex=r"/^Resource::.*Artifacts.*\/(models|data|reports)\/\*$/"),
-      "Action::s3:GetObject*", "Action::s3:List*", "Action::s3:GetBucket*", "Action::s3:Abort*",
-      "Action::s3:DeleteObject*", "Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"]),
-    ("AwsSolutions-IAM5",
-     "the Llama voter may use any Meta Llama foundation model on Bedrock (the model id is a setting); "
-     "foundation-model ARNs have no account, so the family prefix is the narrowest stable scope",
-     [RegexAppliesTo(regex=r"/^Resource::arn:<AWS::Partition>:bedrock:[a-z0-9-]+::foundation-model\/meta\.llama\*$/")]),
-    ("AwsSolutions-IAM5",
-     "DescribeExecution on this state machine's own executions (execution ARNs are only known at run "
-     "time): a re-delivered alert looks up the execution it already started",
-     [RegexAppliesTo(regex=r"/^Resource::arn:<AWS::Partition>:states:.*:execution:.*Pipeline.*:\*$/")]),
-    ("AwsSolutions-L1",
-     "the project targets CPython 3.12 (pandas-ta 0.4.71b0 and numba wheels are built and tested for it); "
-     "moving to a newer runtime is a project-wide change, not an infrastructure one",
-     None),
+    (
+        "AwsSolutions-IAM4",
+        "AWSLambdaBasicExecutionRole / AWSLambdaVPCAccessExecutionRole are AWS's scoped baseline for writing "
+        "the function's logs and managing its VPC ENIs; ec2:CreateNetworkInterface has no resource-level form",
+        LAMBDA_MANAGED_POLICIES,
+    ),
+    (
+        "AwsSolutions-IAM5",
+        "xray:PutTraceSegments and xray:PutTelemetryRecords (Powertools Tracer) support no resource-level "
+        "permissions: AWS requires Resource '*'",
+        ["Resource::*"],
+    ),
+    (
+        "AwsSolutions-IAM5",
+        "bucket grants are scoped to a key prefix (models/, data/, reports/); CDK's grant adds object-level "
+        "action families (s3:GetObject*, s3:List*, s3:GetBucket*, s3:Abort*, s3:DeleteObject*) and KMS data-key "
+        "actions (kms:GenerateDataKey*, kms:ReEncrypt*) for the bucket's key only",
+        [
+            RegexAppliesTo(regex=r"/^Resource::<Artifacts[0-9A-F]{8}\.Arn>\/(models|data|reports)\/\*$/"),
+            RegexAppliesTo(regex=r"/^Resource::TradingbotData:ExportsOutputFnGetAttArtifacts.*$/"),
+            RegexAppliesTo(regex=r"/^Resource::.*Artifacts.*\/(models|data|reports)\/\*$/"),
+            "Action::s3:GetObject*",
+            "Action::s3:List*",
+            "Action::s3:GetBucket*",
+            "Action::s3:Abort*",
+            "Action::s3:DeleteObject*",
+            "Action::kms:GenerateDataKey*",
+            "Action::kms:ReEncrypt*",
+        ],
+    ),
+    (
+        "AwsSolutions-IAM5",
+        "the Llama voter may use any Meta Llama foundation model on Bedrock (the model id is a setting); "
+        "foundation-model ARNs have no account, so the family prefix is the narrowest stable scope",
+        [
+            RegexAppliesTo(
+                regex=r"/^Resource::arn:<AWS::Partition>:bedrock:[a-z0-9-]+::foundation-model\/meta\.llama\*$/"
+            )
+        ],
+    ),
+    (
+        "AwsSolutions-IAM5",
+        "DescribeExecution on this state machine's own executions (execution ARNs are only known at run "
+        "time): a re-delivered alert looks up the execution it already started",
+        [RegexAppliesTo(regex=r"/^Resource::arn:<AWS::Partition>:states:.*:execution:.*Pipeline.*:\*$/")],
+    ),
+    (
+        "AwsSolutions-L1",
+        "the project targets CPython 3.12 (pandas-ta 0.4.71b0 and numba wheels are built and tested for it); "
+        "moving to a newer runtime is a project-wide change, not an infrastructure one",
+        None,
+    ),
 ]
 
 STATE_MACHINE_ROLE = [
-    ("AwsSolutions-IAM5",
-     "Step Functions' own log delivery (logs:CreateLogDelivery, logs:DescribeResourcePolicies, ...) and "
-     "X-Ray actions support no resource-level permissions",
-     ["Resource::*"]),
-    ("AwsSolutions-IAM5",
-     "lambda:InvokeFunction on the function ARN with ':*' covers its versions/aliases; only the "
-     "pipeline's own functions are listed",
-     [RegexAppliesTo(regex=r"/^Resource::<[A-Za-z]+[0-9A-F]{8}\.Arn>:\*$/")]),
-    ("AwsSolutions-IAM5",
-     "a Distributed Map starts child executions of its own state machine; their ARNs are run-time values",
-     [RegexAppliesTo(regex=r"/^Resource::arn:<AWS::Partition>:states:.*:execution:.*Optimise.*$/")]),
+    (
+        "AwsSolutions-IAM5",
+        "Step Functions' own log delivery (logs:CreateLogDelivery, logs:DescribeResourcePolicies, ...) and "
+        "X-Ray actions support no resource-level permissions",
+        ["Resource::*"],
+    ),
+    (
+        "AwsSolutions-IAM5",
+        "lambda:InvokeFunction on the function ARN with ':*' covers its versions/aliases; only the "
+        "pipeline's own functions are listed",
+        [RegexAppliesTo(regex=r"/^Resource::<[A-Za-z]+[0-9A-F]{8}\.Arn>:\*$/")],
+    ),
+    (
+        "AwsSolutions-IAM5",
+        "a Distributed Map starts child executions of its own state machine; their ARNs are run-time values",
+        [RegexAppliesTo(regex=r"/^Resource::arn:<AWS::Partition>:states:.*:execution:.*Optimise.*$/")],
+    ),
 ]
 
 
 def _suppress(construct: object, rules: list[tuple[str, str, list | None]]) -> None:
     NagSuppressions.add_resource_suppressions(
         construct,
-        [NagPackSuppression(id=rule, reason=reason, applies_to=applies) if applies
-         else NagPackSuppression(id=rule, reason=reason) for rule, reason, applies in rules],
+        [
+            NagPackSuppression(id=rule, reason=reason, applies_to=applies)
+            if applies
+            else NagPackSuppression(id=rule, reason=reason)
+            for rule, reason, applies in rules
+        ],
         apply_to_children=True,
     )
 
@@ -82,38 +115,96 @@ def apply_suppressions(built: TradingBotApp) -> None:
 
     # ---- data ----------------------------------------------------------------------------
     if not cfg.multi_az:
-        _suppress(data.db, [("AwsSolutions-RDS3",
-                             "Multi-AZ is the context flag multi_az (off by default to halve the database "
-                             "cost for paper trading and evaluation; docs/deploy.md says to turn it on for live "
-                             "trading)", None)])
-        _suppress(data.redis, [("AwsSolutions-AEC4",
-                                "Multi-AZ follows the context flag multi_az (see RDS3); Redis holds a cache, "
-                                "idempotency keys and the feed's latest prices, all rebuilt after a failover",
-                                None)])
+        _suppress(
+            data.db,
+            [
+                (
+                    "AwsSolutions-RDS3",
+                    "Multi-AZ is the context flag multi_az (off by default to halve the database "
+                    "cost for paper trading and evaluation; docs/deploy.md says to turn it on for live "
+                    "trading)",
+                    None,
+                )
+            ],
+        )
+        _suppress(
+            data.redis,
+            [
+                (
+                    "AwsSolutions-AEC4",
+                    "Multi-AZ follows the context flag multi_az (see RDS3); Redis holds a cache, "
+                    "idempotency keys and the feed's latest prices, all rebuilt after a failover",
+                    None,
+                )
+            ],
+        )
     # the generated credentials secret is a child of the instance: suppress through the instance
-    _suppress(data.db, [("AwsSolutions-SMG4",
-                         "automatic rotation is off until the Lambdas re-read the secret on an authentication "
-                         "failure (warm containers cache the password); manual rotation procedure in "
-                         "docs/deploy.md", None),
-                        ("AwsSolutions-RDS11",
-                         "a non-default port adds no protection here: the database SG admits only RDS Proxy, "
-                         "TLS is forced and credentials are in Secrets Manager; the Lambdas reach the proxy, "
-                         "which always listens on 5432", None)])
-    _suppress(data.redis, [("AwsSolutions-AEC5",
-                            "a non-default port adds no protection: the Redis SG admits only the Lambdas and "
-                            "the feed, with TLS and an AUTH token", None)])
+    _suppress(
+        data.db,
+        [
+            (
+                "AwsSolutions-SMG4",
+                "automatic rotation is off until the Lambdas re-read the secret on an authentication "
+                "failure (warm containers cache the password); manual rotation procedure in "
+                "docs/deploy.md",
+                None,
+            ),
+            (
+                "AwsSolutions-RDS11",
+                "a non-default port adds no protection here: the database SG admits only RDS Proxy, "
+                "TLS is forced and credentials are in Secrets Manager; the Lambdas reach the proxy, "
+                "which always listens on 5432",
+                None,
+            ),
+        ],
+    )
+    _suppress(
+        data.redis,
+        [
+            (
+                "AwsSolutions-AEC5",
+                "a non-default port adds no protection: the Redis SG admits only the Lambdas and "
+                "the feed, with TLS and an AUTH token",
+                None,
+            )
+        ],
+    )
     for key in ("binance", "okx", "openai", "anthropic", "telegram"):
-        _suppress(data.secrets[key], [("AwsSolutions-SMG4",
-                                       "a third-party credential: it can only be rotated at the provider "
-                                       "(exchange, LLM vendor, Telegram BotFather), then pasted in", None)])
-    _suppress(data.secrets["kek"], [("AwsSolutions-SMG4",
-                                     "the key-encryption key is rotated by `tradingbot keys rotate`, "
-                                     "which re-wraps every stored exchange key (a plain value swap would make "
-                                     "them unreadable)", None)])
-    _suppress(data.secrets["redis"], [("AwsSolutions-SMG4",
-                                       "no managed rotation exists for ElastiCache AUTH tokens (it needs "
-                                       "ModifyReplicationGroup with AuthTokenUpdateStrategy ROTATE); "
-                                       "docs/deploy.md gives the procedure", None)])
+        _suppress(
+            data.secrets[key],
+            [
+                (
+                    "AwsSolutions-SMG4",
+                    "a third-party credential: it can only be rotated at the provider "
+                    "(exchange, LLM vendor, Telegram BotFather), then pasted in",
+                    None,
+                )
+            ],
+        )
+    _suppress(
+        data.secrets["kek"],
+        [
+            (
+                "AwsSolutions-SMG4",
+                "the key-encryption key is rotated by `tradingbot keys rotate`, "
+                "which re-wraps every stored exchange key (a plain value swap would make "
+                "them unreadable)",
+                None,
+            )
+        ],
+    )
+    _suppress(
+        data.secrets["redis"],
+        [
+            (
+                "AwsSolutions-SMG4",
+                "no managed rotation exists for ElastiCache AUTH tokens (it needs "
+                "ModifyReplicationGroup with AuthTokenUpdateStrategy ROTATE); "
+                "docs/deploy.md gives the procedure",
+                None,
+            )
+        ],
+    )
 
     # ---- compute ---------------------------------------------------------------------------
     for fn in compute.functions.values():
@@ -121,27 +212,45 @@ def apply_suppressions(built: TradingBotApp) -> None:
     for machine in (compute.state_machine, compute.optimise_machine):
         _suppress(machine, STATE_MACHINE_ROLE)
     api = compute.api
-    _suppress(api, [
-        ("AwsSolutions-APIG2",
-         "the webhook validates the body itself (pydantic model, size limit, named 4xx and a stored record "
-         "for every refused attempt, which an API Gateway 400 would bypass); TradingView posts text/plain, "
-         "to which API Gateway request models do not apply", None),
-        ("AwsSolutions-APIG4",
-         "TradingView cannot send headers or sign requests: the webhook authenticates the per-account token "
-         "in the body (constant-time compare, lock-out after repeated bad tokens); /health and /docs are "
-         "public by design and return no account data", None),
-        ("AwsSolutions-COG4",
-         "no end users: the only caller is TradingView (see APIG4)", None),
-        ("AwsSolutions-IAM4",
-         "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-defined policy for API Gateway's account-level "
-         "logging role (execution logs)", ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                                           "AmazonAPIGatewayPushToCloudWatchLogs"]),
-    ])
-    _suppress(compute.feed.task_definition, [
-        ("AwsSolutions-ECS2",
-         "environment variables carry only non-secret settings (Redis host/port, Powertools); the Redis AUTH "
-         "token is injected from Secrets Manager", None),
-        ("AwsSolutions-IAM5",
-         "ecr:GetAuthorizationToken (pulling the image) supports no resource-level permissions",
-         ["Resource::*"]),
-    ])
+    _suppress(
+        api,
+        [
+            (
+                "AwsSolutions-APIG2",
+                "the webhook validates the body itself (pydantic model, size limit, named 4xx and a stored record "
+                "for every refused attempt, which an API Gateway 400 would bypass); TradingView posts text/plain, "
+                "to which API Gateway request models do not apply",
+                None,
+            ),
+            (
+                "AwsSolutions-APIG4",
+                "TradingView cannot send headers or sign requests: the webhook authenticates the per-account token "
+                "in the body (constant-time compare, lock-out after repeated bad tokens); /health and /docs are "
+                "public by design and return no account data",
+                None,
+            ),
+            ("AwsSolutions-COG4", "no end users: the only caller is TradingView (see APIG4)", None),
+            (
+                "AwsSolutions-IAM4",
+                "AmazonAPIGatewayPushToCloudWatchLogs is the AWS-defined policy for API Gateway's account-level "
+                "logging role (execution logs)",
+                ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"],
+            ),
+        ],
+    )
+    _suppress(
+        compute.feed.task_definition,
+        [
+            (
+                "AwsSolutions-ECS2",
+                "environment variables carry only non-secret settings (Redis host/port, Powertools); the Redis AUTH "
+                "token is injected from Secrets Manager",
+                None,
+            ),
+            (
+                "AwsSolutions-IAM5",
+                "ecr:GetAuthorizationToken (pulling the image) supports no resource-level permissions",
+                ["Resource::*"],
+            ),
+        ],
+    )

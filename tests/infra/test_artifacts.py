@@ -52,9 +52,12 @@ def test_artifact_within_lambda_limits(name: str, tmp_path: Path, measured_layer
     parts = [code, *(measured_layers[layer] for layer in spec.layers)]
     unzipped = sum(p.unzipped for p in parts)
     with capsys.disabled():
-        print(f"\n  {name:15} code {code.unzipped / MB:5.1f} MB + layers {spec.layers}: "
-              f"{unzipped / MB:6.1f} MB unzipped (limit {UNZIPPED_LIMIT / MB:.0f}); zipped "
-              + ", ".join(f"{p.zipped / MB:.1f}" for p in parts) + " MB")
+        print(
+            f"\n  {name:15} code {code.unzipped / MB:5.1f} MB + layers {spec.layers}: "
+            f"{unzipped / MB:6.1f} MB unzipped (limit {UNZIPPED_LIMIT / MB:.0f}); zipped "
+            + ", ".join(f"{p.zipped / MB:.1f}" for p in parts)
+            + " MB"
+        )
     assert unzipped <= UNZIPPED_LIMIT, f"{name}: {unzipped / MB:.1f} MB unzipped with layers"
     for part in parts:
         assert part.zipped <= ZIPPED_DIRECT_LIMIT, f"{name}: a zip of {part.zipped / MB:.1f} MB"

@@ -10,8 +10,12 @@ from .conftest import Synth
 
 
 def test_no_unsuppressed_nag_errors(synth: Synth) -> None:
-    errors = [(stack, path, text.split("\n")[0][:160]) for stack, msgs in synth.messages.items()
-              for level, path, text in msgs if "ERROR" in level.upper()]
+    errors = [
+        (stack, path, text.split("\n")[0][:160])
+        for stack, msgs in synth.messages.items()
+        for level, path, text in msgs
+        if "ERROR" in level.upper()
+    ]
     assert not errors, "\n".join(f"{s} {p}: {t}" for s, p, t in errors)
 
 
@@ -40,8 +44,11 @@ def test_cfn_lint(synth: Synth) -> None:
         path = next(synth.outdir.glob(f"*{stack.capitalize()}.template.json"))
         matches = api.lint(path.read_text(), config=ManualArgs(regions=[synth.built.cfg.region]))
         # errors fail the test; W3005 (redundant DependsOn that CDK writes) is informational
-        failures += [f"{path.name}: {m.rule.id} {m.message} @ {'/'.join(map(str, m.path))}" for m in matches
-                     if m.rule.id.startswith("E")]
+        failures += [
+            f"{path.name}: {m.rule.id} {m.message} @ {'/'.join(map(str, m.path))}"
+            for m in matches
+            if m.rule.id.startswith("E")
+        ]
     assert not failures, "\n".join(failures)
 
 

@@ -16,8 +16,10 @@ def test_vpc_two_azs_three_tiers(synth: Synth) -> None:
     t = synth.template("network")
     t.resource_count_is("AWS::EC2::VPC", 1)
     subnets = synth.resources("network", "AWS::EC2::Subnet")
-    tiers = sorted(next(tag["Value"] for tag in s["Properties"]["Tags"] if tag["Key"] == "aws-cdk:subnet-name")
-                   for s in subnets.values())
+    tiers = sorted(
+        next(tag["Value"] for tag in s["Properties"]["Tags"] if tag["Key"] == "aws-cdk:subnet-name")
+        for s in subnets.values()
+    )
     assert tiers == ["app", "app", "data", "data", "public", "public"]
     t.resource_count_is("AWS::EC2::NatGateway", 1)  # context nat_gateways=1
     t.resource_count_is("AWS::EC2::FlowLog", 1)
@@ -56,8 +58,10 @@ def test_security_groups_least_privilege(synth: Synth) -> None:
     ports = sorted(str(port(r)) for r in _ingress(synth, "data"))
     # proxy <- Lambdas, db <- proxy, redis <- Lambdas, redis <- feed
     assert ports == ["5432", "6379", "6379", "db-endpoint-port"], ports
-    for sg in [*synth.resources("network", "AWS::EC2::SecurityGroup").values(),
-               *synth.resources("data", "AWS::EC2::SecurityGroup").values()]:
+    for sg in [
+        *synth.resources("network", "AWS::EC2::SecurityGroup").values(),
+        *synth.resources("data", "AWS::EC2::SecurityGroup").values(),
+    ]:
         for egress in sg["Properties"].get("SecurityGroupEgress", []):
             # allow_all_outbound=False: 443 to the internet (exchanges, LLMs) or CDK's "no egress" marker
             assert egress.get("FromPort") == 443 or egress.get("CidrIp") == "255.255.255.255/32", egress
@@ -68,34 +72,38 @@ def test_security_groups_least_privilege(synth: Synth) -> None:
 
 def test_postgres(synth: Synth) -> None:
     t = synth.template("data")
-    t.has_resource_properties("AWS::RDS::DBInstance", {
-        "Engine": "postgres",
-        "MultiAZ": False,
-        "StorageEncrypted": True,
-        "KmsKeyId": Match.any_value(),
-        "BackupRetentionPeriod": 7,
-        "EnablePerformanceInsights": True,
-        "PubliclyAccessible": False,
-        "DeletionProtection": True,
-    })
+    t.has_resource_properties(
+        "AWS::RDS::DBInstance",
+        {
+            "Engine": "postgres",
+            "MultiAZ": False,
+            "StorageEncrypted": True,
+            "KmsKeyId": Match.any_value(),
+            "BackupRetentionPeriod": 7,
+            "EnablePerformanceInsights": True,
+            "PubliclyAccessible": False,
+            "DeletionProtection": True,
+        },
+    )
     t.has_resource_properties("AWS::RDS::DBParameterGroup", {"Parameters": Match.object_like({"rds.force_ssl": "1"})})
     t.has_resource_properties("AWS::RDS::DBProxy", {"RequireTLS": True, "EngineFamily": "POSTGRESQL"})
-    t.has_resource_properties("AWS::SecretsManager::SecretTargetAttachment",
-                              {"TargetType": "AWS::RDS::DBInstance"})
+    t.has_resource_properties("AWS::SecretsManager::SecretTargetAttachment", {"TargetType": "AWS::RDS::DBInstance"})
 
 
 def test_redis(synth: Synth) -> None:
     t = synth.template("data")
-    t.has_resource_properties("AWS::ElastiCache::ReplicationGroup", {
-        "Engine": "redis",
-        "TransitEncryptionEnabled": True,
-        "AtRestEncryptionEnabled": True,
-        "NumCacheClusters": 1,
-    })
+    t.has_resource_properties(
+        "AWS::ElastiCache::ReplicationGroup",
+        {
+            "Engine": "redis",
+            "TransitEncryptionEnabled": True,
+            "AtRestEncryptionEnabled": True,
+            "NumCacheClusters": 1,
+        },
+    )
     group = next(iter(synth.resources("data", "AWS::ElastiCache::ReplicationGroup").values()))
     assert "{{resolve:secretsmanager:" in json.dumps(group["Properties"]["AuthToken"]), "AUTH token by reference"
-    t.has_resource_properties("AWS::ElastiCache::ParameterGroup",
-                              {"Properties": {"maxmemory-policy": "allkeys-lru"}})
+    t.has_resource_properties("AWS::ElastiCache::ParameterGroup", {"Properties": {"maxmemory-policy": "allkeys-lru"}})
     group = next(iter(synth.resources("data", "AWS::ElastiCache::SubnetGroup").values()))
     ids = json.dumps(group["Properties"]["SubnetIds"])
     assert "dataSubnet" in ids and "appSubnet" not in ids, "Redis lives in the isolated subnets"
@@ -103,21 +111,32 @@ def test_redis(synth: Synth) -> None:
 
 def test_eight_secrets(synth: Synth) -> None:
     names = sorted(s["Properties"]["Name"] for s in synth.resources("data", "AWS::SecretsManager::Secret").values())
-    assert names == sorted(f"tradingbot/{n}" for n in (
-        "binance", "okx", "openai", "anthropic", "telegram", "database", "redis", "kek"))
+    assert names == sorted(
+        f"tradingbot/{n}" for n in ("binance", "okx", "openai", "anthropic", "telegram", "database", "redis", "kek")
+    )
     for s in synth.resources("data", "AWS::SecretsManager::Secret").values():
         assert "SecretString" not in s["Properties"], "no secret value in a template"
 
 
 def test_artifacts_bucket(synth: Synth) -> None:
     t = synth.template("data")
-    t.has_resource_properties("AWS::S3::Bucket", {
-        "VersioningConfiguration": {"Status": "Enabled"},
-        "BucketEncryption": {"ServerSideEncryptionConfiguration": [Match.object_like(
-            {"ServerSideEncryptionByDefault": Match.object_like({"SSEAlgorithm": "aws:kms"})})]},
-        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                           "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
-    })
+    t.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like({"ServerSideEncryptionByDefault": Match.object_like({"SSEAlgorithm": "aws:kms"})})
+                ]
+            },
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+        },
+    )
     policies = json.dumps(synth.resources("data", "AWS::S3::BucketPolicy"))
     assert '"aws:SecureTransport": "false"' in policies
     t.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
@@ -155,8 +174,11 @@ def test_every_function_is_deployed(synth: Synth) -> None:
 
 
 def test_execute_reserved_concurrency(synth: Synth) -> None:
-    reserved = [f["Properties"] for f in synth.resources("compute", "AWS::Lambda::Function").values()
-                if "ReservedConcurrentExecutions" in f["Properties"]]
+    reserved = [
+        f["Properties"]
+        for f in synth.resources("compute", "AWS::Lambda::Function").values()
+        if "ReservedConcurrentExecutions" in f["Properties"]
+    ]
     assert len(reserved) == 1
     assert reserved[0]["ReservedConcurrentExecutions"] == 5
     assert reserved[0]["Description"].startswith("places the order")
@@ -172,13 +194,17 @@ def test_layers(synth: Synth) -> None:
 
 def test_api_gateway(synth: Synth) -> None:
     t = synth.template("compute")
-    t.has_resource_properties("AWS::ApiGateway::Stage", {
-        "StageName": "prod",
-        "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")},
-        "MethodSettings": [Match.object_like({"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40,
-                                              "DataTraceEnabled": False})],
-        "TracingEnabled": True,
-    })
+    t.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": "prod",
+            "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.string_like_regexp("requestId")},
+            "MethodSettings": [
+                Match.object_like({"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40, "DataTraceEnabled": False})
+            ],
+            "TracingEnabled": True,
+        },
+    )
     methods = synth.resources("compute", "AWS::ApiGateway::Method")
     assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == ["GET", "GET", "POST"]
     resources = synth.resources("compute", "AWS::ApiGateway::Resource").values()
@@ -190,8 +216,11 @@ def test_api_gateway(synth: Synth) -> None:
 
 
 def _webhook_env(synth: Synth) -> dict[str, Any]:
-    fn = next(f for f in synth.resources("compute", "AWS::Lambda::Function").values()
-              if f["Properties"]["Description"].startswith("TradingView webhook"))
+    fn = next(
+        f
+        for f in synth.resources("compute", "AWS::Lambda::Function").values()
+        if f["Properties"]["Description"].startswith("TradingView webhook")
+    )
     return fn["Properties"]["Environment"]["Variables"]
 
 
@@ -199,8 +228,9 @@ def test_state_machine_from_asl_with_substitutions(synth: Synth) -> None:
     from tradingbot_infra.functions import ASL_SUBSTITUTIONS
 
     machines = synth.resources("compute", "AWS::StepFunctions::StateMachine")
-    pipeline = next(m["Properties"] for m in machines.values() if m["Properties"]["StateMachineName"] ==
-                    "tradingbot-pipeline")
+    pipeline = next(
+        m["Properties"] for m in machines.values() if m["Properties"]["StateMachineName"] == "tradingbot-pipeline"
+    )
     assert pipeline["StateMachineType"] == "STANDARD"
     assert pipeline["LoggingConfiguration"]["Level"] == "ALL"
     assert pipeline["LoggingConfiguration"]["IncludeExecutionData"] is False
@@ -220,14 +250,20 @@ def test_state_machine_from_asl_with_substitutions(synth: Synth) -> None:
 
 def test_optimisation_schedule(synth: Synth) -> None:
     t = synth.template("compute")
-    t.has_resource_properties("AWS::Events::Rule", {
-        "ScheduleExpression": "cron(0 3 ? * SUN *)",
-        "Targets": [Match.object_like({"Arn": {"Ref": Match.string_like_regexp("Optimise")}})],
-    })
-    opt = next(m["Properties"] for m in synth.resources("compute", "AWS::StepFunctions::StateMachine").values()
-               if m["Properties"]["StateMachineName"] == "tradingbot-optimise")
+    t.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "ScheduleExpression": "cron(0 3 ? * SUN *)",
+            "Targets": [Match.object_like({"Arn": {"Ref": Match.string_like_regexp("Optimise")}})],
+        },
+    )
+    opt = next(
+        m["Properties"]
+        for m in synth.resources("compute", "AWS::StepFunctions::StateMachine").values()
+        if m["Properties"]["StateMachineName"] == "tradingbot-optimise"
+    )
     assert "DISTRIBUTED" in json.dumps(opt["DefinitionString"])
-    from tradingbot.strategies import REGISTRY
+    from tradingbot.domain.strategies import REGISTRY
 
     rule = next(iter(synth.resources("compute", "AWS::Events::Rule").values()))
     jobs = json.loads(rule["Properties"]["Targets"][0]["Input"])["jobs"]
@@ -236,21 +272,34 @@ def test_optimisation_schedule(synth: Synth) -> None:
 
 def test_market_feed_service(synth: Synth) -> None:
     t = synth.template("compute")
-    t.has_resource_properties("AWS::ECS::Service", {
-        "LaunchType": "FARGATE",
-        "DesiredCount": 1,
-        "DeploymentConfiguration": Match.object_like({"DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}}),
-        "NetworkConfiguration": {"AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})},
-    })
-    t.has_resource_properties("AWS::ECS::TaskDefinition", {
-        "RuntimePlatform": {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"},
-        "ContainerDefinitions": [Match.object_like({
-            "ReadonlyRootFilesystem": True,
-            "Secrets": [Match.object_like({"Name": "REDIS_AUTH_TOKEN"})],
-        })],
-    })
-    t.has_resource_properties("AWS::ECS::Cluster", {
-        "ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]})
+    t.has_resource_properties(
+        "AWS::ECS::Service",
+        {
+            "LaunchType": "FARGATE",
+            "DesiredCount": 1,
+            "DeploymentConfiguration": Match.object_like(
+                {"DeploymentCircuitBreaker": {"Enable": True, "Rollback": True}}
+            ),
+            "NetworkConfiguration": {"AwsvpcConfiguration": Match.object_like({"AssignPublicIp": "DISABLED"})},
+        },
+    )
+    t.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {
+            "RuntimePlatform": {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"},
+            "ContainerDefinitions": [
+                Match.object_like(
+                    {
+                        "ReadonlyRootFilesystem": True,
+                        "Secrets": [Match.object_like({"Name": "REDIS_AUTH_TOKEN"})],
+                    }
+                )
+            ],
+        },
+    )
+    t.has_resource_properties(
+        "AWS::ECS::Cluster", {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]}
+    )
 
 
 def test_docker_context_excludes_local_state(synth: Synth) -> None:
@@ -269,8 +318,18 @@ def test_docker_context_excludes_local_state(synth: Synth) -> None:
 def test_alarms_and_composite(synth: Synth) -> None:
     alarms = synth.resources("monitoring", "AWS::CloudWatch::Alarm")
     names = {a["Properties"]["AlarmName"].removeprefix("tradingbot-") for a in alarms.values()}
-    assert {"Api5xx", "WebhookLatencyP99", "LambdaErrors", "PipelineFailedExecutions", "OrderRejections",
-            "FeedNoRunningTask", "RdsCpuHigh", "RdsFreeStorageLow", "RedisMemoryHigh", "RedisCpuHigh"} <= names
+    assert {
+        "Api5xx",
+        "WebhookLatencyP99",
+        "LambdaErrors",
+        "PipelineFailedExecutions",
+        "OrderRejections",
+        "FeedNoRunningTask",
+        "RdsCpuHigh",
+        "RdsFreeStorageLow",
+        "RedisMemoryHigh",
+        "RedisCpuHigh",
+    } <= names
     p99 = next(a["Properties"] for a in alarms.values() if a["Properties"]["AlarmName"].endswith("LatencyP99"))
     assert p99["ExtendedStatistic"] == "p99" and p99["Threshold"] == 1000
     composite = synth.resources("monitoring", "AWS::CloudWatch::CompositeAlarm")
@@ -285,8 +344,10 @@ def test_alarm_topic_reaches_notify(synth: Synth) -> None:
     t.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
     t.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "lambda"})
     t.has_resource_properties("AWS::Lambda::Permission", {"Principal": "sns.amazonaws.com"})
-    actions = [a["Properties"].get("AlarmActions", []) for a in
-               synth.resources("monitoring", "AWS::CloudWatch::CompositeAlarm").values()]
+    actions = [
+        a["Properties"].get("AlarmActions", [])
+        for a in synth.resources("monitoring", "AWS::CloudWatch::CompositeAlarm").values()
+    ]
     assert all(actions)
 
 

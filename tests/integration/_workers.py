@@ -8,8 +8,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import create_db_engine, session_scope
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import create_db_engine, session_scope
 
 
 def record_same_alerts(url: str, keys: list[str], barrier: Any, hold_s: float, results: Any) -> None:

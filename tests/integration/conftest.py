@@ -1,5 +1,6 @@
 """Real PostgreSQL and Redis for the integration tests, started once per session by
-tradingbot.servers (embedded, or TEST_DATABASE_URL / TEST_REDIS_URL when set) and stopped at the end."""
+tradingbot.entrypoints.local.servers (embedded, or TEST_DATABASE_URL / TEST_REDIS_URL when set) and
+stopped at the end."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from tradingbot.cache import Cache
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import create_db_engine, dispose_engines, normalize_url, session_scope
-from tradingbot.persistence.models import TABLES
-from tradingbot.pipeline.local import LocalStepFunctions
+from tradingbot.adapters.cache import Cache
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.config import Servers
+from tradingbot.adapters.persistence.db import create_db_engine, dispose_engines, normalize_url, session_scope
+from tradingbot.adapters.persistence.models import TABLES
+from tradingbot.entrypoints.local.runner import LocalStepFunctions
+from tradingbot.entrypoints.local.servers import running_servers
 from tradingbot.pipeline.runtime import Runtime, set_runtime
 from tradingbot.pipeline.settings import PipelineSettings
-from tradingbot.servers import Servers, running_servers
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +97,7 @@ def database_url_with_password(url: str, password: str) -> str:
 
 def _clear_model_cache() -> None:
     try:
-        from tradingbot.model.predictor import load_default_predictor
+        from tradingbot.adapters.model.predictor import load_default_predictor
     except ImportError:
         return
     load_default_predictor.cache_clear()

@@ -1,5 +1,5 @@
 """Redis layer on a real redis-server: TTLs, idempotency, kill switch, rate limits, and what each
-path does when Redis is unreachable (the policy in tradingbot.cache's docstring)."""
+path does when Redis is unreachable (the policy in tradingbot.adapters.cache's docstring)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tradingbot import cache as cache_mod
-from tradingbot.cache import AI_RESULT_TTL_S, PRICE_TTL_S, Cache, CacheUnavailable, TradingHalted
-from tradingbot.servers import EmbeddedRedis
+from tradingbot.adapters import cache as cache_mod
+from tradingbot.adapters.cache import AI_RESULT_TTL_S, PRICE_TTL_S, Cache, CacheUnavailable, TradingHalted
+from tradingbot.entrypoints.local.servers import EmbeddedRedis
 
 AI_INPUTS = {"symbol": "BTC/USDT:USDT", "timeframe": "1h", "close": 64250.5, "signal": "long"}
 
@@ -103,7 +103,7 @@ def _check_unreachable_policy(down: Cache) -> None:
 
 
 def test_redis_never_reachable(closed_port: int, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="tradingbot.cache")
+    caplog.set_level(logging.WARNING, logger="tradingbot.adapters.cache")
     _check_unreachable_policy(Cache.from_url(f"redis://:pw-not-logged@127.0.0.1:{closed_port}/0"))
     assert "falling back" in caplog.text
     assert "pw-not-logged" not in caplog.text

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner, Result
 
-from tradingbot.cli_accounts import accounts_app, keys_app
-from tradingbot.crypto import EnvelopeCipher, Kek, KeyRing, local_key_file_provider
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.models import Account, ApiCredential
-from tradingbot.servers import Servers
+from tradingbot.adapters.crypto import EnvelopeCipher, Kek, KeyRing, local_key_file_provider
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.config import Servers
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.models import Account, ApiCredential
+from tradingbot.entrypoints.cli.accounts import accounts_app, keys_app
 
 from .conftest import database_url_with_password
 

@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 from sqlalchemy import Engine, select
 
-from tradingbot import crypto
-from tradingbot.crypto import (
+from tradingbot.adapters import crypto
+from tradingbot.adapters.crypto import (
     CorruptCiphertextError,
     EnvelopeCipher,
     ExchangeCredentials,
@@ -26,9 +26,9 @@ from tradingbot.crypto import (
     WrongKeyEncryptionKeyError,
     mask,
 )
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.models import ApiCredential
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.models import ApiCredential
 
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 API_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from tradingbot.persistence.db import check_connection, create_db_engine, get_engine, redact, session_scope
-from tradingbot.persistence.errors import DatabaseUnavailable
-from tradingbot.servers import Servers
+from tradingbot.adapters.persistence.config import Servers
+from tradingbot.adapters.persistence.db import check_connection, create_db_engine, get_engine, redact, session_scope
+from tradingbot.adapters.persistence.errors import DatabaseUnavailable
 
 
 def test_statement_timeout_is_enforced_by_the_server_and_the_connection_survives(servers: Servers) -> None:

@@ -16,22 +16,22 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from tradingbot.cache import Cache
-from tradingbot.crypto import EnvelopeCipher, ExchangeCredentials, Kek, KeyRing, Secret
-from tradingbot.exchange.ccxt_adapter import CcxtExchange, local_urls
-from tradingbot.exchange.positions import TradeIntent, client_order_id
-from tradingbot.exchange.reconcile import reconcile_account
-from tradingbot.exchange.service import (
+from tradingbot.adapters.cache import Cache
+from tradingbot.adapters.crypto import EnvelopeCipher, ExchangeCredentials, Kek, KeyRing, Secret
+from tradingbot.adapters.exchange.ccxt_adapter import CcxtExchange, local_urls
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.models import Execution, Fill, Order, OrderEvent
+from tradingbot.adapters.persistence.models import Position as StoredPosition
+from tradingbot.domain.positions import TradeIntent, client_order_id
+from tradingbot.pipeline.order_service import (
     ExecutionReport,
     RetryPolicy,
     default_exchange_factory,
     execute_intent,
     load_account,
 )
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.models import Execution, Fill, Order, OrderEvent
-from tradingbot.persistence.models import Position as StoredPosition
+from tradingbot.pipeline.reconcile import reconcile_account
 
 from ._fake_exchanges import API_KEY, API_SECRET, PASSPHRASE, Book, Fault, binance_server, okx_server
 

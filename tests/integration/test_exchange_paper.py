@@ -12,18 +12,18 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from tradingbot.cache import Cache
-from tradingbot.crypto import EnvelopeCipher, Kek, KeyRing
-from tradingbot.exchange.base import BelowMinimum, DuplicateOrder, InsufficientMargin, OrderRejected, OrderRequest
-from tradingbot.exchange.paper import PaperExchange
-from tradingbot.exchange.positions import TradeIntent, client_order_id
-from tradingbot.exchange.reconcile import reconcile_account
-from tradingbot.exchange.service import default_exchange_factory, execute_intent
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import create_db_engine, session_scope
-from tradingbot.persistence.models import Order
-from tradingbot.persistence.models import Position as StoredPosition
-from tradingbot.servers import Servers
+from tradingbot.adapters.cache import Cache
+from tradingbot.adapters.crypto import EnvelopeCipher, Kek, KeyRing
+from tradingbot.adapters.exchange.paper import PaperExchange
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.config import Servers
+from tradingbot.adapters.persistence.db import create_db_engine, session_scope
+from tradingbot.adapters.persistence.models import Order
+from tradingbot.adapters.persistence.models import Position as StoredPosition
+from tradingbot.domain.exchange import BelowMinimum, DuplicateOrder, InsufficientMargin, OrderRejected, OrderRequest
+from tradingbot.domain.positions import TradeIntent, client_order_id
+from tradingbot.pipeline.order_service import default_exchange_factory, execute_intent
+from tradingbot.pipeline.reconcile import reconcile_account
 
 BTC = "BTC/USDT:USDT"
 
@@ -146,7 +146,7 @@ def test_execute_intent_on_paper_with_stop_and_replay(db: Engine, cache: Cache) 
 def test_reconcile_command(db: Engine, cache: Cache, servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
     import typer
 
-    from tradingbot.cli_exchange import reconcile
+    from tradingbot.entrypoints.cli.exchange import reconcile
 
     acct = _account(db)
     with session_scope(db) as s:  # a row written, then the process died before sending

@@ -19,14 +19,14 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from tradingbot.cache import Cache
-from tradingbot.feed.health import make_app
-from tradingbot.feed.messages import BINANCE, OKX, Candle
-from tradingbot.feed.pool import Subscription, Venue
-from tradingbot.feed.replay import replay
-from tradingbot.feed.service import FeedConfig, FeedService
-from tradingbot.feed.store import candles_key, funding_key, latest_funding, latest_price
-from tradingbot.servers import Servers
+from tradingbot.adapters.cache import Cache
+from tradingbot.adapters.feed.health import make_app
+from tradingbot.adapters.feed.messages import BINANCE, OKX, Candle
+from tradingbot.adapters.feed.pool import Subscription, Venue
+from tradingbot.adapters.feed.replay import replay
+from tradingbot.adapters.feed.service import FeedConfig, FeedService
+from tradingbot.adapters.feed.store import candles_key, funding_key, latest_funding, latest_price
+from tradingbot.adapters.persistence.config import Servers
 
 from ._feed_server import (
     FakeBinance,
@@ -126,7 +126,7 @@ def test_disconnect_reconnects_and_backfills_without_gap_or_duplicate(
         async with _Health(service) as url, aiohttp.ClientSession() as http, http.get(url) as resp:
             assert resp.status == 200, await resp.text()
 
-    with caplog.at_level(logging.WARNING, logger="tradingbot.feed"):
+    with caplog.at_level(logging.WARNING, logger="tradingbot.adapters.feed"):
         service = asyncio.run(_with_service(servers, fake, _fast(), body))
 
     rows = cache.get_candles(BINANCE, SYM, "1m")
@@ -311,7 +311,7 @@ def test_cli_feed_replay(cache: Cache, servers: Servers, tmp_path: Path) -> None
     import typer
     from typer.testing import CliRunner
 
-    from tradingbot.cli_feed import feed
+    from tradingbot.entrypoints.cli.feed import feed
 
     app = typer.Typer()
     app.callback()(lambda: None)
@@ -351,7 +351,7 @@ def test_silent_connection_is_pinged_then_replaced(
 
         await _until(done)
 
-    with caplog.at_level(logging.WARNING, logger="tradingbot.feed"):
+    with caplog.at_level(logging.WARNING, logger="tradingbot.adapters.feed"):
         service = asyncio.run(_with_service(servers, fake, _fast(idle_timeout_s=0.3, warmup=False), body))
     assert service.metrics.reconnects >= 1 and "after a ping; reconnecting" in caplog.text
     assert cache.get_candles(BINANCE, SYM, "1m") == [bar(0), bar(1)]

@@ -121,7 +121,7 @@ def test_backtest_worker_ranks_a_grid() -> None:
 
 def test_webhook_module_does_not_load_pandas_or_numba() -> None:
     # the webhook ships as a small zip Lambda: its import graph must stay free of the heavy stack
-    code = ("import sys; import tradingbot.pipeline.handlers; "
+    code = ("import sys; import tradingbot.entrypoints.lambdas.handlers; "
             "heavy = [m for m in ('pandas', 'numba', 'pandas_ta') if m in sys.modules]; print(heavy)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -7,9 +7,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from tradingbot.persistence.db import create_db_engine
-from tradingbot.persistence.migrations import alembic_config, current_revision, downgrade, migrate
-from tradingbot.persistence.models import TABLES, Base
+from tradingbot.adapters.persistence.db import create_db_engine
+from tradingbot.adapters.persistence.migrations import alembic_config, current_revision, downgrade, migrate
+from tradingbot.adapters.persistence.models import TABLES, Base
 
 EXPECTED = {t.name for t in TABLES}
 

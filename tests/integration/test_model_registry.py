@@ -6,9 +6,9 @@ import dataclasses
 
 from sqlalchemy import Engine
 
-from tradingbot.model.artifact import ModelMetadata
-from tradingbot.model.registry import active_version, list_versions, register_version
-from tradingbot.persistence.db import session_scope
+from tradingbot.adapters.model.artifact import ModelMetadata
+from tradingbot.adapters.model.registry import active_version, list_versions, register_version
+from tradingbot.adapters.persistence.db import session_scope
 
 
 def _meta(version: str, name: str = "lstm-btcusdt-1h") -> ModelMetadata:

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tradingbot.cache import Cache
-from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.models import Alert, Decision, Order
-from tradingbot.pipeline.local import LocalStepFunctions
+from tradingbot.adapters.cache import Cache
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.models import Alert, Decision, Order
+from tradingbot.entrypoints.local.runner import LocalStepFunctions
 from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.webhook import receive_alert
 
@@ -100,7 +100,7 @@ def test_replay_records_a_separate_execution(local: LocalStepFunctions, account:
 
 @pytest.fixture
 def priced(cache: Cache) -> Iterator[None]:
-    from tradingbot.pipeline.market import start_price_feeder
+    from tradingbot.adapters.market import start_price_feeder
 
     stop = start_price_feeder(lambda: cache, "BTC/USDT:USDT", 56588.0, every_s=1.0)
     time.sleep(0.1)
@@ -147,10 +147,8 @@ def test_replay_never_places_a_second_order_unless_asked(
     assert market_orders() == 3
 
 
-def test_a_stage_failing_once_is_retried_and_the_execution_succeeds(
-    runtime: Runtime, account: tuple[int, str]
-) -> None:
-    from tradingbot.pipeline.handlers import HANDLERS
+def test_a_stage_failing_once_is_retried_and_the_execution_succeeds(runtime: Runtime, account: tuple[int, str]) -> None:
+    from tradingbot.entrypoints.lambdas.handlers import HANDLERS
     from tradingbot.pipeline.stages import TransientStageError
 
     calls = {"n": 0}
@@ -173,7 +171,7 @@ def test_a_stage_failing_once_is_retried_and_the_execution_succeeds(
 def test_a_permanent_stage_failure_fails_the_execution_with_a_stored_reason(
     runtime: Runtime, account: tuple[int, str]
 ) -> None:
-    from tradingbot.pipeline.handlers import HANDLERS
+    from tradingbot.entrypoints.lambdas.handlers import HANDLERS
     from tradingbot.pipeline.stages import StageError
 
     def broken(event: dict[str, Any], context: Any) -> Any:
@@ -192,10 +190,8 @@ def test_a_permanent_stage_failure_fails_the_execution_with_a_stored_reason(
         assert alert is not None and alert.status == "failed"
 
 
-def test_a_failing_voter_branch_abstains_and_the_decision_says_why(
-    runtime: Runtime, account: tuple[int, str]
-) -> None:
-    from tradingbot.pipeline.handlers import HANDLERS
+def test_a_failing_voter_branch_abstains_and_the_decision_says_why(runtime: Runtime, account: tuple[int, str]) -> None:
+    from tradingbot.entrypoints.lambdas.handlers import HANDLERS
 
     def vote(event: dict[str, Any], context: Any) -> Any:
         if event["voter"] == "anthropic":
@@ -237,7 +233,7 @@ def test_many_deliveries_of_one_alert_make_one_execution_and_one_order(
 def test_the_bundled_lstm_feeds_the_lstm_rule(
     local: LocalStepFunctions, account: tuple[int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tradingbot.model.predictor import load_default_predictor
+    from tradingbot.adapters.model.predictor import load_default_predictor
     from tradingbot.pipeline.stages import predict_stage
 
     monkeypatch.delenv("MODEL_ARTIFACT_URI")

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.integration.test_pipeline import alert_body, run_alert
-from tradingbot.cli import app
-from tradingbot.pipeline.local import LocalStepFunctions
-from tradingbot.servers import Servers
+from tradingbot.adapters.persistence.config import Servers
+from tradingbot.entrypoints.cli import app
+from tradingbot.entrypoints.local.runner import LocalStepFunctions
 
 runner = CliRunner()
 
@@ -24,7 +24,7 @@ def env(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_executions_list_and_show(local: LocalStepFunctions, account: tuple[int, str]) -> None:
     _, decision = run_alert(local, alert_body(account[1], strategy="macd_stochastic"))
     assert decision is not None
-    from tradingbot.pipeline.local import store_trace
+    from tradingbot.entrypoints.local.runner import store_trace
 
     arn = local.execution_arn(decision.execution_name)
     desc = local.sfn.describe_execution(executionArn=arn)

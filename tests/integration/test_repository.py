@@ -8,17 +8,17 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Engine, func, select
 
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.errors import (
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.config import Servers
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.errors import (
     DuplicateAccountName,
     DuplicateClientOrderId,
     InvalidLimits,
     InvalidOrderTransition,
     UnknownExchange,
 )
-from tradingbot.persistence.models import Account, Alert, Decision, Order, OrderEvent
-from tradingbot.servers import Servers
+from tradingbot.adapters.persistence.models import Account, Alert, Decision, Order, OrderEvent
 
 from . import _workers
 

@@ -14,17 +14,15 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.models import Decision, Order
-from tradingbot.servers import Servers
+from tradingbot.adapters.persistence.config import Servers
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.models import Decision, Order
 
 
-def test_serve_prints_a_sample_alert_that_ends_in_a_paper_order(
-    servers: Servers, db: Engine, tmp_path: Path
-) -> None:
+def test_serve_prints_a_sample_alert_that_ends_in_a_paper_order(servers: Servers, db: Engine, tmp_path: Path) -> None:
     env = dict(os.environ, DATABASE_URL=servers.database_url, REDIS_URL=servers.redis_url, COLUMNS="400")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tradingbot.cli", "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "tradingbot.entrypoints.cli", "serve", "--port", "0", "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
     try:

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from tests.integration.test_pipeline import alert_body
-from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.models import Alert
-from tradingbot.pipeline.handlers import webhook_handler
-from tradingbot.pipeline.local import LocalStepFunctions
-from tradingbot.pipeline.server import make_server, serve_in_thread
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.models import Alert
+from tradingbot.entrypoints.lambdas.handlers import webhook_handler
+from tradingbot.entrypoints.local.http import make_server, serve_in_thread
+from tradingbot.entrypoints.local.runner import LocalStepFunctions
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -195,7 +195,7 @@ def _mutated(token: str, mutation: dict[str, Any]) -> bytes:
 def test_a_failing_dependency_is_a_retryable_503_not_a_crash(
     local: LocalStepFunctions, account: tuple[int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tradingbot.persistence import repository
+    from tradingbot.adapters.persistence import repositories as repository
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise TimeoutError("QueuePool limit reached")

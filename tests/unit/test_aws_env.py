@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from sqlalchemy.engine import make_url
 
-from tradingbot.aws_env import resolve, secrets_manager_reader
+from tradingbot.adapters.aws import resolve, secrets_manager_reader
 
 
 @pytest.fixture
@@ -44,7 +44,11 @@ def test_urls_and_keys_come_from_the_secrets(secrets: dict[str, str]) -> None:
     names = resolve(env, secrets_manager_reader("us-east-1"))
     url = make_url(env["DATABASE_URL"])
     assert (url.drivername, url.host, url.username, url.password, url.database) == (
-        "postgresql+pg8000", "proxy.rds.amazonaws.com", "tradingbot", "p@ss/w:rd?", "tradingbot"
+        "postgresql+pg8000",
+        "proxy.rds.amazonaws.com",
+        "tradingbot",
+        "p@ss/w:rd?",
+        "tradingbot",
     )  # the password survives URL quoting, and the proxy (not the instance) is the host
     assert url.query["sslmode"] == "verify-full"
     assert env["REDIS_URL"] == "rediss://:AUTHtoken0123456789@master.cache.amazonaws.com:6379/0"

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tradingbot.cli import app
-from tradingbot.marketdata import bundled_path
+from tradingbot.domain.candles import bundled_path
+from tradingbot.entrypoints.cli import app
 
 runner = CliRunner()
 DATA = str(bundled_path())

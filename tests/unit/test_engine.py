@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_candles
-from tradingbot.backtest import BacktestConfig, BacktestConfigError, run_backtest, run_grid, run_strategy
-from tradingbot.backtest.kernel import STAT_NAMES
-from tradingbot.strategies import Signals, get_strategy
+from tradingbot.domain.backtest import BacktestConfig, BacktestConfigError, run_backtest, run_grid, run_strategy
+from tradingbot.domain.backtest.kernel import STAT_NAMES
+from tradingbot.domain.strategies import Signals, get_strategy
 
 FEE = 0.0004
 

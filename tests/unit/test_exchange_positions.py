@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from tradingbot.exchange.base import Position
-from tradingbot.exchange.positions import (
+from tradingbot.domain.exchange import Position
+from tradingbot.domain.positions import (
     AccountSettings,
     InvalidIntent,
     TradeIntent,

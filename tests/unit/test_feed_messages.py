@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tradingbot.feed.buffer import EventBuffer
-from tradingbot.feed.messages import (
+from tradingbot.adapters.feed.buffer import EventBuffer
+from tradingbot.adapters.feed.messages import (
     BINANCE,
     OKX,
     Candle,
@@ -21,8 +21,8 @@ from tradingbot.feed.messages import (
     parse_binance,
     parse_okx,
 )
-from tradingbot.feed.pool import Subscription, Venue, plan
-from tradingbot.feed.store import CandleSeries
+from tradingbot.adapters.feed.pool import Subscription, Venue, plan
+from tradingbot.adapters.feed.store import CandleSeries
 
 SYM = "BTC/USDT:USDT"
 BN = {"BTCUSDT": SYM}

@@ -5,7 +5,7 @@ import pandas as pd
 import pandas_ta as ta
 import pytest
 
-from tradingbot.indicators import Indicators, crossed_above, crossed_below
+from tradingbot.domain.indicators import Indicators, crossed_above, crossed_below
 
 
 @pytest.mark.parametrize(("length", "multiplier"), [(10, 3.0), (7, 1.5), (22, 4.25)])

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradingbot.marketdata import (
+from tradingbot.domain.candles import (
     CandleDataError,
     bar_interval,
     extend_by_repetition,
@@ -54,9 +54,7 @@ def test_csv_gz_and_parquet_load_identically(tmp_path: Path) -> None:
 
 def test_epoch_millisecond_timestamps(tmp_path: Path) -> None:
     path = tmp_path / "ms.csv"
-    path.write_text(
-        "timestamp,open,high,low,close,volume\n1704067200000,1,2,0.5,1.5,1\n1704070800000,1.5,2,1,1.2,1\n"
-    )
+    path.write_text("timestamp,open,high,low,close,volume\n1704067200000,1,2,0.5,1.5,1\n1704070800000,1.5,2,1,1.2,1\n")
     assert load_candles(path).index[1] == pd.Timestamp("2024-01-01T01:00Z")
 
 

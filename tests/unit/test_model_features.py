@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_candles
-from tradingbot.indicators import Indicators
-from tradingbot.model import features as ft
+from tradingbot.domain import features as ft
+from tradingbot.domain.indicators import Indicators
 
 
 def _same(ours: np.ndarray, ref: pd.Series | np.ndarray, rtol: float = 1e-10) -> None:

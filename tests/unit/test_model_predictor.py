@@ -15,10 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradingbot.marketdata import resample
-from tradingbot.model import features as ft
-from tradingbot.model import predictor as pred_mod
-from tradingbot.model.artifact import (
+from tradingbot.adapters.model import predictor as pred_mod
+from tradingbot.adapters.model.artifact import (
     ArtifactError,
     ArtifactIntegrityError,
     latest_bundled,
@@ -26,7 +24,9 @@ from tradingbot.model.artifact import (
     load_artifact,
     sha256_hex,
 )
-from tradingbot.model.predictor import Predictor, load_default_predictor, load_predictor
+from tradingbot.adapters.model.predictor import Predictor, load_default_predictor, load_predictor
+from tradingbot.domain import features as ft
+from tradingbot.domain.candles import resample
 
 BUNDLED = latest_bundled()
 pytestmark = pytest.mark.skipif(BUNDLED is None, reason="no committed model under tradingbot/model/artifacts")
@@ -181,8 +181,8 @@ def test_loads_from_s3_and_verifies(artifact_copy: Path, monkeypatch: pytest.Mon
 
 def test_inference_imports_no_tensorflow() -> None:
     code = (
-        "import sys; from tradingbot.model.predictor import load_default_predictor; "
-        "from tradingbot.marketdata import load_candles, bundled_path; "
+        "import sys; from tradingbot.adapters.model.predictor import load_default_predictor; "
+        "from tradingbot.domain.candles import load_candles, bundled_path; "
         "p = load_default_predictor(); p.predict(load_candles(bundled_path()).iloc[-300:]); "
         "bad = [m for m in ('tensorflow', 'keras', 'tf2onnx', 'pandas_ta', 'numba', 'boto3') if m in sys.modules]; "
         "print(','.join(bad))"

@@ -20,10 +20,10 @@ _TRAINING = Path(__file__).resolve().parents[2] / "training"
 if str(_TRAINING) not in sys.path:
     sys.path.insert(0, str(_TRAINING))
 
-from tradingbot.cli_model import model_app  # noqa: E402
-from tradingbot.model import features as ft  # noqa: E402
-from tradingbot.model.artifact import list_local  # noqa: E402
-from tradingbot.model.predictor import load_predictor  # noqa: E402
+from tradingbot.adapters.model.artifact import list_local  # noqa: E402
+from tradingbot.adapters.model.predictor import load_predictor  # noqa: E402
+from tradingbot.domain import features as ft  # noqa: E402
+from tradingbot.entrypoints.cli.model import model_app  # noqa: E402
 from tradingbot_training.evaluate import EvalConfig, mcnemar, render_markdown, walk_forward, wilson  # noqa: E402
 from tradingbot_training.export import ParityError, export_trained  # noqa: E402
 from tradingbot_training.train import TrainConfig, TrainedModel, load_checkpoint, save_checkpoint, train_model  # noqa: E402

@@ -23,8 +23,8 @@ import pytest
 from backtesting import Strategy
 from backtesting.lib import FractionalBacktest, crossover
 
-from tradingbot.backtest import BacktestConfig, run_strategy
-from tradingbot.strategies import get_strategy
+from tradingbot.domain.backtest import BacktestConfig, run_strategy
+from tradingbot.domain.strategies import get_strategy
 
 FEE = 0.0004
 SIZE = 0.99  # backtesting.py reads size >= 1 as a unit count, so use a fraction below 1

@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_candles
-from tradingbot.backtest import run_backtest
-from tradingbot.indicators import Indicators
-from tradingbot.strategies import REGISTRY, StrategyError, get_strategy
+from tradingbot.domain.backtest import run_backtest
+from tradingbot.domain.indicators import Indicators
+from tradingbot.domain.strategies import REGISTRY, StrategyError, get_strategy
 
 SIX = {"supertrend", "rsi_ema", "macd_stochastic", "ichimoku", "bollinger", "ema_crossover"}
 

@@ -8,7 +8,7 @@ block and scores the block. Nothing from a block or after it reaches its model.
 Scored: directional accuracy with a Wilson 95 % interval, MAE and RMSE of the predicted log
 return, beside three baselines (zero return, last return, always long); a paired McNemar test
 against the best directional baseline; a backtest of trading the predicted direction with taker
-fees (tradingbot.backtest, signal at t's close acts at t+1's open). The verdict is written out.
+fees (tradingbot.domain.backtest, signal at t's close acts at t+1's open). The verdict is written out.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradingbot.backtest import BacktestConfig, run_backtest
-from tradingbot.model import features as ft
-from tradingbot.strategies import Signals
+from tradingbot.domain import features as ft
+from tradingbot.domain.backtest import BacktestConfig, run_backtest
+from tradingbot.domain.strategies import Signals
 from tradingbot_training.train import ProgressFn, TrainConfig, train_model
 
 CLAIMED_ACCURACY = 0.685  # the source document's figure, checked below, not assumed
@@ -285,7 +285,7 @@ def render_markdown(report: dict[str, Any], title: str = "LSTM model evaluation"
         "## Backtest of trading the predicted direction",
         "",
         "Always in the market on the predicted side, reversing at the next open when the sign flips; "
-        "tradingbot.backtest, 1x leverage, full equity.",
+        "tradingbot.domain.backtest, 1x leverage, full equity.",
         "",
         "| strategy | total return | Sharpe | max drawdown | trades | fees paid (USDT) |",
         "|---|---|---|---|---|---|",

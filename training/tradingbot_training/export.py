@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from tradingbot.model import features as ft
-from tradingbot.model.artifact import DEFAULT_NAME, ModelMetadata, new_version, utc_now_iso, write_artifact
+from tradingbot.adapters.model.artifact import DEFAULT_NAME, ModelMetadata, new_version, utc_now_iso, write_artifact
+from tradingbot.domain import features as ft
 from tradingbot_training.tf_setup import tensorflow
 from tradingbot_training.train import TrainedModel
 

@@ -6,7 +6,7 @@ its standard deviation on the training span (the network learns an O(1) number; 
 in the artifact so inference multiplies it back).
 
 Leakage rules, all enforced here rather than left to callers:
-* windows are built by :mod:`tradingbot.model.features` (causal; property-tested);
+* windows are built by :mod:`tradingbot.domain.features` (causal; property-tested);
 * the training span ends strictly before ``train_until``: the last training target is the close of
   bar ``train_until - 1``, known before the first scored window (ending at ``train_until``) is built;
 * the scaler and the target scale are fitted on the fit part of the training span only;
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradingbot.model import features as ft
+from tradingbot.domain import features as ft
 from tradingbot_training.tf_setup import tensorflow
 
 # (epoch starting at 1, epochs, logs) -> None; the CLI draws a progress bar from it
@@ -252,7 +252,7 @@ def load_checkpoint(directory: Path, candles: pd.DataFrame | None = None) -> Tra
     tensorflow()
     import keras
 
-    from tradingbot.marketdata import load_candles
+    from tradingbot.domain.candles import load_candles
 
     state = json.loads((directory / CHECKPOINT_STATE).read_text())
     if state.get("feature_set") != ft.FEATURE_SET:

@@ -1,4 +1,4 @@
-"""The Execute stage: the validated intent -> orders, exactly once (tradingbot.exchange.service).
+"""The Execute stage: the validated intent -> orders, exactly once (tradingbot.pipeline.order_service).
 
 The decision id that client order ids derive from is the *alert's* idempotency key, not the
 execution name: a replay of the same alert re-derives the same ids, so the exchange layer finds
@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from tradingbot.exchange.positions import TradeIntent
-from tradingbot.exchange.service import default_exchange_factory, execute_intent
-from tradingbot.persistence.config import envelope_cipher
-from tradingbot.persistence.db import session_scope
+from tradingbot.adapters.persistence.config import envelope_cipher
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.domain.positions import TradeIntent
+from tradingbot.pipeline.order_service import default_exchange_factory, execute_intent
 from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.stages import StageError
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from tradingbot.cache import Cache
-from tradingbot.persistence.config import PersistenceSettings, database_url, redis_url
-from tradingbot.persistence.db import get_engine
-from tradingbot.pipeline.market import CandleSource
+from tradingbot.adapters.cache import Cache
+from tradingbot.adapters.market import CandleSource
+from tradingbot.adapters.persistence.config import PersistenceSettings, database_url, redis_url
+from tradingbot.adapters.persistence.db import get_engine
 from tradingbot.pipeline.settings import PipelineSettings, get_settings
 
 
@@ -60,7 +60,7 @@ class Runtime:
     def candles(self) -> CandleSource:
         with self._lock:
             if self.candle_source is None:
-                from tradingbot.pipeline.market import BundledCandles  # pandas: only stages that need candles
+                from tradingbot.adapters.market import BundledCandles  # pandas: only stages that need candles
 
                 self.candle_source = BundledCandles()
             return self.candle_source
@@ -82,7 +82,7 @@ def get_runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one runtime per process (Lambda cold start) by design
     with _runtime_lock:
         if _runtime is None:
-            from tradingbot.aws_env import load_aws_environment
+            from tradingbot.adapters.aws import load_aws_environment
 
             load_aws_environment()  # on AWS: DATABASE_URL etc. from Secrets Manager, before settings read env
             _runtime = Runtime(settings=PipelineSettings(), persistence=PersistenceSettings())

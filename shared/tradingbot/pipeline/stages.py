@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 import requests
 from sqlalchemy import func, select
 
-from tradingbot.cache import CacheUnavailable
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import session_scope
-from tradingbot.persistence.models import Account, Position
-from tradingbot.pipeline.alert import TradingViewAlert
-from tradingbot.pipeline.market import MarketDataError
+from tradingbot.adapters.cache import CacheUnavailable
+from tradingbot.adapters.market import MarketDataError
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.models import Account, Position
+from tradingbot.domain.alert import TradingViewAlert
+from tradingbot.domain.validation import RiskState, ValidationConfig, ValidationInput, validate
 from tradingbot.pipeline.runtime import Runtime
-from tradingbot.pipeline.validation import RiskState, ValidationConfig, ValidationInput, validate
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,7 +69,7 @@ def predict_stage(rt: Runtime, state: dict[str, Any]) -> dict[str, Any]:
     """LSTM prediction, or an explicit ``model: unavailable`` when no model is deployed."""
     alert = _alert(state)
     try:
-        from tradingbot.model.predictor import load_default_predictor  # type: ignore[import-not-found]
+        from tradingbot.adapters.model.predictor import load_default_predictor  # type: ignore[import-not-found]
     except ImportError:
         return {"model": "unavailable", "reason": "no model package installed"}
     predictor = load_default_predictor()
@@ -89,13 +89,13 @@ def predict_stage(rt: Runtime, state: dict[str, Any]) -> dict[str, Any]:
 def vote_stage(rt: Runtime, state: dict[str, Any]) -> dict[str, Any]:
     """One branch of the ensemble: ask one provider. An unconfigured provider says so; it is not
     an abstention and never counts as a vote."""
-    from tradingbot.ai.brief import build_brief
-    from tradingbot.ai.cache import DictStore, RedisStore
-    from tradingbot.ai.ensemble import Ensemble
-    from tradingbot.ai.factory import build_voters
-    from tradingbot.ai.settings import AISettings
-    from tradingbot.ai.spend import SpendLedger
-    from tradingbot.ai.vote import Abstention
+    from tradingbot.adapters.ai.ensemble import Ensemble
+    from tradingbot.adapters.ai.factory import build_voters
+    from tradingbot.adapters.ai.settings import AISettings
+    from tradingbot.adapters.ai.spend import SpendLedger
+    from tradingbot.adapters.ai.vote_cache import DictStore, RedisStore
+    from tradingbot.domain.brief import build_brief
+    from tradingbot.domain.vote import Abstention
 
     name = state.get("voter")
     if name not in VOTERS:
@@ -126,7 +126,7 @@ def vote_stage(rt: Runtime, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _vote_cache(store: Any, settings: Any) -> Any:
-    from tradingbot.ai.cache import VoteCache
+    from tradingbot.adapters.ai.vote_cache import VoteCache
 
     return VoteCache(store, ttl_s=settings.ai_cache_ttl_s)
 
@@ -135,8 +135,8 @@ def tally(ballots: list[dict[str, Any]]) -> dict[str, Any]:
     """The 2-of-3 rule over the branches' outputs; unconfigured seats are not ballots."""
     from pydantic import TypeAdapter
 
-    from tradingbot.ai.ensemble import decide
-    from tradingbot.ai.vote import Ballot
+    from tradingbot.adapters.ai.ensemble import decide
+    from tradingbot.domain.vote import Ballot
 
     adapter: TypeAdapter[Any] = TypeAdapter(Ballot)
     parsed = []
@@ -160,9 +160,9 @@ def strategies_stage(rt: Runtime, state: dict[str, Any]) -> dict[str, Any]:
     """Every strategy's signal on the latest bar, and the alert's strategy backtested on the same
     candles (its win rate feeds the validator)."""
     # pandas, pandas-ta and numba load here only: this stage ships as a container image
-    from tradingbot.backtest import BacktestConfig, run_strategy
-    from tradingbot.indicators import Indicators
-    from tradingbot.strategies import REGISTRY, get_strategy
+    from tradingbot.domain.backtest import BacktestConfig, run_strategy
+    from tradingbot.domain.indicators import Indicators
+    from tradingbot.domain.strategies import REGISTRY, get_strategy
 
     alert = _alert(state)
     candles = _candles(rt, alert.symbol)
@@ -360,10 +360,10 @@ def optimise(event: dict[str, Any]) -> dict[str, Any]:
     strategy over a coarse grid. Candles: the bundled series (the feed's history on AWS is a
     follow-up; the event says which data was used).
     """
-    from tradingbot.backtest import run_grid
-    from tradingbot.indicators import Indicators
-    from tradingbot.marketdata import bundled_path, load_candles
-    from tradingbot.strategies import REGISTRY, StrategyError, get_strategy
+    from tradingbot.domain.backtest import run_grid
+    from tradingbot.domain.candles import bundled_path, load_candles
+    from tradingbot.domain.indicators import Indicators
+    from tradingbot.domain.strategies import REGISTRY, StrategyError, get_strategy
 
     candles = load_candles(bundled_path())
     ind = Indicators(candles)

@@ -15,10 +15,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tradingbot.cache import CacheUnavailable
-from tradingbot.persistence import repository as repo
-from tradingbot.persistence.db import session_scope
-from tradingbot.pipeline.alert import AlertError, TradingViewAlert, check_freshness, idempotency_key, parse_alert
+from tradingbot.adapters.cache import CacheUnavailable
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.domain.alert import AlertError, TradingViewAlert, check_freshness, idempotency_key, parse_alert
 from tradingbot.pipeline.runtime import Runtime
 
 _TOKEN_IN_TEXT = re.compile(r'("token"\s*:\s*")[^"]*(")')

@@ -1,0 +1,471 @@
+"""Binance USDT-M futures and OKX swaps through ccxt's synchronous REST clients.
+
+What this adapter adds to ccxt:
+
+* Quantities in base units on both venues (OKX counts contracts: ``contracts = qty / ctVal``),
+  rounded with ccxt's ``amount_to_precision`` / ``price_to_precision`` (truncating, from the
+  market's precision), then checked against the market's minimum quantity and notional.
+* The client order id is passed through ccxt's params (Binance ``newClientOrderId`` /
+  ``clientAlgoId``, OKX ``clOrdId`` / ``algoClOrdId``) so a retry can never create a second order.
+* ccxt's exceptions become the domain errors of :mod:`tradingbot.domain.exchange`; in particular a
+  timeout or a 5xx is :class:`ExchangeUnavailable` ("outcome unknown"), never "not placed", and the
+  venue's duplicate-id codes (Binance -4116, OKX 51016) become :class:`DuplicateOrder`.
+* Testnet per account: Binance's demo-trading endpoints (ccxt refuses the retired futures
+  testnet), OKX's simulated trading (``x-simulated-trading: 1``).
+
+Backoff on 429/418 is the order service's job (it must look the order up between attempts); this
+adapter reports ``Retry-After`` on :class:`RateLimited`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from decimal import Decimal
+from typing import Any, Literal, cast
+
+import ccxt
+
+from tradingbot.adapters.crypto import ExchangeCredentials
+from tradingbot.domain.exchange import (
+    Balance,
+    BelowMinimum,
+    DuplicateOrder,
+    ExchangeError,
+    ExchangeUnavailable,
+    InsufficientMargin,
+    MarginMode,
+    MarketInfo,
+    MissingCredentials,
+    OrderRejected,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    OrderType,
+    Position,
+    RateLimited,
+    Side,
+    UnknownSymbol,
+)
+
+VenueId = Literal["binanceusdm", "okx"]
+SUPPORTED: tuple[VenueId, ...] = ("binanceusdm", "okx")
+
+# ccxt logs every request's headers at DEBUG, and those carry the API key (X-MBX-APIKEY,
+# OK-ACCESS-KEY). Nothing below INFO from ccxt may reach a log handler.
+logging.getLogger("ccxt").setLevel(logging.INFO)
+
+# Venue codes read from the answer's body ("code" on Binance, "code"/"sCode" on OKX), because
+# ccxt maps some of them to generic exceptions and the decision must not depend on that mapping.
+_CODE = re.compile(r'"s?[cC]ode"\s*:\s*"?(-?\d+)"?')
+# "you already sent an order with this client id"
+_DUPLICATE_CODES = frozenset({"-4116", "51016"})
+# "no such order" (ccxt does not map these to OrderNotFound on every endpoint)
+_NOT_FOUND_CODES = frozenset({"-2013", "51603"})
+# margin or balance insufficient
+_MARGIN_CODES = frozenset({"-2019", "-2018", "51008", "51127", "51131"})
+
+# Answers that say "we do not know whether it executed": Binance -1000 unknown, -1001 internal
+# error, -1006/-1007 execution status unknown, -1008 overloaded; OKX 50001 maintenance, 50004
+# endpoint timeout, 50013 busy, 50026 system error. ccxt maps several of them to plain
+# ExchangeError/BadResponse, which must not read as "rejected".
+_UNKNOWN_OUTCOME_CODES = frozenset({"-1000", "-1001", "-1006", "-1007", "-1008", "50001", "50004", "50013", "50026"})
+
+_CONDITIONAL_TYPES: dict[str, str] = {"stop_market": "stopLossPrice", "take_profit_market": "takeProfitPrice"}
+
+
+def local_urls(venue: VenueId, base_url: str) -> dict[str, str]:
+    """``urls['api']`` for a venue served at ``base_url`` (the tests' and the benchmark's local
+    servers); only the paths change, so signing and parsing stay ccxt's own."""
+    base = base_url.rstrip("/")
+    if venue == "okx":
+        return {"rest": base}
+    return {
+        "fapiPublic": f"{base}/fapi/v1",
+        "fapiPublicV2": f"{base}/fapi/v2",
+        "fapiPublicV3": f"{base}/fapi/v3",
+        "fapiPrivate": f"{base}/fapi/v1",
+        "fapiPrivateV2": f"{base}/fapi/v2",
+        "fapiPrivateV3": f"{base}/fapi/v3",
+        "fapiData": f"{base}/futures/data",
+        "public": f"{base}/api/v3",
+        "private": f"{base}/api/v3",
+        "sapi": f"{base}/sapi/v1",
+    }
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+class CcxtExchange:
+    """:class:`~tradingbot.domain.exchange.Exchange` over ``ccxt.binanceusdm`` or ``ccxt.okx``."""
+
+    def __init__(
+        self,
+        venue: VenueId,
+        credentials: ExchangeCredentials | None,
+        *,
+        testnet: bool,
+        timeout_ms: int = 5_000,
+        api_urls: dict[str, str] | None = None,
+        margin_mode: MarginMode = "isolated",
+    ) -> None:
+        if venue not in SUPPORTED:
+            raise ValueError(f"exchange: {venue!r} is not supported; expected one of {', '.join(SUPPORTED)}")
+        self.name: str = venue
+        self.venue: VenueId = venue
+        self.testnet = testnet
+        self._margin_mode: MarginMode = margin_mode
+        self._credentials = credentials
+        self._client = self._build(venue, credentials, testnet, timeout_ms, api_urls)
+        self._last_status: int | None = None
+        self._hook_status()
+        self._markets: dict[str, MarketInfo] = {}
+        self._by_ticker: dict[str, str] = {}
+
+    def __repr__(self) -> str:  # never the client: it holds the keys
+        return f"CcxtExchange({self.venue}, {'testnet' if self.testnet else 'live'})"
+
+    @staticmethod
+    def _build(
+        venue: VenueId,
+        credentials: ExchangeCredentials | None,
+        testnet: bool,
+        timeout_ms: int,
+        api_urls: dict[str, str] | None,
+    ) -> Any:
+        config: dict[str, Any] = {
+            "timeout": timeout_ms,
+            # ccxt's proactive throttle sleeps ``rateLimit`` x endpoint weight before calls (250 ms
+            # before a positionRisk on Binance), on the order path, per container. Our volume is
+            # bounded by the order gate (30 orders/min per account), far below the venues' limits,
+            # and a 429/418 is handled by the order service's backoff with Retry-After.
+            "enableRateLimit": False,
+            "options": {
+                # private "all coins" endpoints: not needed to trade perpetuals, and one more call
+                "fetchCurrencies": False,
+                "adjustForTimeDifference": False,
+            },
+        }
+        if credentials is not None:
+            config["apiKey"] = credentials.api_key.reveal()
+            config["secret"] = credentials.api_secret.reveal()
+            if credentials.passphrase is not None:
+                config["password"] = credentials.passphrase.reveal()
+        if venue == "okx":
+            config["options"].update(
+                {
+                    "fetchMarkets": {"types": ["swap"]},
+                    # one order per request: the single-order endpoint answers with its own sCode
+                    "createOrder": "privatePostTradeOrder",
+                    "defaultType": "swap",
+                }
+            )
+            client = ccxt.okx(config)
+            if testnet:
+                client.set_sandbox_mode(True)  # adds x-simulated-trading: 1; same hosts
+        else:
+            config["options"].update({"defaultType": "swap", "defaultSubType": "linear"})
+            client = ccxt.binanceusdm(config)
+            if testnet:
+                # the futures testnet is retired (ccxt raises); demo trading is its successor
+                client.enable_demo_trading(True)
+        if api_urls is not None:
+            client.urls["api"] = {**client.urls["api"], **api_urls} if venue != "okx" else dict(api_urls)
+        return client
+
+    def _hook_status(self) -> None:
+        """Remember each answer's HTTP status: a 5xx means "outcome unknown" whatever code the body
+        carries, and ccxt does not keep the status itself."""
+        original = self._client.on_rest_response
+
+        def on_rest_response(code: int, *rest: Any) -> Any:
+            self._last_status = int(code)
+            return original(code, *rest)
+
+        self._client.on_rest_response = on_rest_response
+
+    # ---------------------------------------------------------- error translation
+
+    def _retry_after(self) -> float | None:
+        headers = getattr(self._client, "last_response_headers", None) or {}
+        value = headers.get("Retry-After") if hasattr(headers, "get") else None
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+    def _translate(self, exc: Exception, what: str) -> ExchangeError:
+        text = str(exc)
+        codes = set(_CODE.findall(text))
+        if isinstance(exc, ccxt.DuplicateOrderId) or codes & _DUPLICATE_CODES:
+            return DuplicateOrder(f"{self.venue}: {what}: the client order id is already in use ({_short(text)})")
+        if isinstance(exc, ccxt.InsufficientFunds) or codes & _MARGIN_CODES:
+            return InsufficientMargin(f"{self.venue}: {what}: margin is insufficient ({_short(text)})")
+        if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+            after = self._retry_after()
+            return RateLimited(f"{self.venue}: {what}: rate limited (retry after {after} s)", after)
+        unknown = (self._last_status or 0) >= 500 or bool(codes & _UNKNOWN_OUTCOME_CODES)
+        if isinstance(exc, ccxt.NetworkError) or unknown:  # timeouts, 5xx, connection errors: outcome unknown
+            return ExchangeUnavailable(f"{self.venue}: {what}: {type(exc).__name__} ({_short(text)})")
+        if isinstance(exc, ccxt.BadSymbol):
+            return OrderRejected(f"{self.venue}: {what}: symbol refused ({_short(text)})")
+        if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied):
+            err = OrderRejected(f"{self.venue}: {what}: API key refused ({_short(text)})")
+            err.reason = "authentication_failed"
+            return err
+        return OrderRejected(f"{self.venue}: {what}: {_short(text)}")
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self._last_status = None
+        try:
+            return fn(*args, **kwargs)
+        except ccxt.BaseError as exc:
+            raise self._translate(exc, what) from None
+
+    def _require_keys(self, what: str) -> None:
+        if self._credentials is None:
+            raise MissingCredentials(f"{self.venue}: {what} needs API keys; store them with `tradingbot keys set`")
+
+    # ---------------------------------------------------------- markets
+
+    def load_markets(self) -> None:
+        if self._markets:
+            return
+        markets = self._call("load markets", self._client.load_markets)
+        for symbol, m in markets.items():
+            if not (m.get("swap") and m.get("linear") and m.get("settle") == "USDT" and m.get("active", True)):
+                continue
+            limits = m.get("limits") or {}
+            lev = (limits.get("leverage") or {}).get("max")
+            size = _dec(m.get("contractSize")) or Decimal(1)
+            min_contracts = _dec((limits.get("amount") or {}).get("min"))
+            info = MarketInfo(
+                symbol=symbol,
+                exchange_id=str(m["id"]),
+                min_quantity=min_contracts * size if min_contracts is not None else None,
+                min_notional=_dec((limits.get("cost") or {}).get("min")),
+                # Binance publishes leverage only in the (private) brackets: fetched on first use
+                max_leverage=int(lev) if lev and self.venue == "okx" else None,
+                contract_size=size,
+            )
+            self._markets[symbol] = info
+            self._by_ticker[f"{m['base']}{m['quote']}".upper()] = symbol
+            self._by_ticker[str(m["id"]).upper()] = symbol
+
+    def market(self, symbol: str) -> MarketInfo:
+        self.load_markets()
+        unified = symbol if symbol in self._markets else self._by_ticker.get(symbol.upper())
+        if unified is None:
+            raise UnknownSymbol(symbol, self.venue)
+        return self._markets[unified]
+
+    def max_leverage(self, symbol: str) -> int:
+        """The venue's maximum for the first notional tier (OKX: instruments' ``lever``; Binance:
+        the leverage bracket, a private call, fetched once per symbol)."""
+        info = self.market(symbol)
+        if info.max_leverage is not None:
+            return info.max_leverage
+        self._require_keys("reading leverage brackets")
+        tiers = self._call("leverage brackets", self._client.fetch_market_leverage_tiers, info.symbol)
+        maximum = int(max(t["maxLeverage"] for t in tiers)) if tiers else 125
+        self._markets[info.symbol] = MarketInfo(**{**info.__dict__, "max_leverage": maximum})
+        return maximum
+
+    def _contracts(self, info: MarketInfo, quantity: Decimal) -> str:
+        """Base quantity -> venue amount string, truncated to the market's precision by ccxt."""
+        try:
+            return str(self._client.amount_to_precision(info.symbol, str(quantity / info.contract_size)))
+        except ccxt.InvalidOrder:  # truncates to zero
+            raise BelowMinimum(info.symbol, "quantity", quantity, info.min_quantity or Decimal(0)) from None
+
+    def amount_to_precision(self, symbol: str, quantity: Decimal) -> Decimal:
+        info = self.market(symbol)
+        return Decimal(self._contracts(info, quantity)) * info.contract_size
+
+    def price_to_precision(self, symbol: str, price: Decimal) -> Decimal:
+        info = self.market(symbol)
+        return Decimal(str(self._client.price_to_precision(info.symbol, str(price))))
+
+    # ---------------------------------------------------------- account settings
+
+    def set_leverage(self, symbol: str, leverage: int) -> None:
+        self._require_keys("setting leverage")
+        info = self.market(symbol)
+        params = {"marginMode": self._margin_mode} if self.venue == "okx" else {}
+        self._call("set leverage", self._client.set_leverage, leverage, info.symbol, params)
+
+    def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
+        self._require_keys("setting the margin mode")
+        info = self.market(symbol)
+        self._margin_mode = mode
+        if self.venue == "okx":
+            return  # OKX takes the margin mode per order (tdMode) and per set-leverage call
+        self._last_status = None
+        try:
+            self._client.set_margin_mode(mode, info.symbol)
+        except ccxt.BaseError as exc:
+            # -4046 "No need to change margin type": already in this mode (ccxt does not map it here)
+            if "-4046" not in set(_CODE.findall(str(exc))):
+                raise self._translate(exc, "set margin mode") from None
+
+    # ---------------------------------------------------------- orders
+
+    def _order_params(self, request: OrderRequest) -> dict[str, Any]:
+        cid = request.client_order_id
+        params: dict[str, Any] = {"reduceOnly": request.reduce_only} if request.reduce_only else {}
+        conditional = request.type in _CONDITIONAL_TYPES
+        if conditional:
+            if request.trigger_price is None:
+                raise OrderRejected(f"trigger_price: a {request.type} order needs a trigger price")
+            params[_CONDITIONAL_TYPES[request.type]] = str(request.trigger_price)
+        if self.venue == "okx":
+            params["marginMode"] = self._margin_mode
+            params["clOrdId"] = cid
+            if conditional:
+                params["algoClOrdId"] = cid
+        else:
+            params["clientAlgoId" if conditional else "newClientOrderId"] = cid
+        return params
+
+    def create_order(self, request: OrderRequest) -> OrderResult:
+        self._require_keys("placing an order")
+        info = self.market(request.symbol)
+        amount = self._contracts(info, request.quantity)
+        ccxt_type = "limit" if request.type == "limit" else "market"
+        price = str(request.price) if request.type == "limit" and request.price is not None else None
+        raw = self._call(
+            f"create order {request.client_order_id}",
+            self._client.create_order,
+            info.symbol,
+            ccxt_type,
+            request.side,
+            amount,
+            price,
+            self._order_params(request),
+        )
+        result = self._result(raw, info, request)
+        if result.status == "open" and result.filled == 0 and request.type == "market":
+            # OKX acknowledges with ids only; the fill state comes from the order itself
+            fetched = self.fetch_order_by_client_id(info.symbol, request.client_order_id)
+            return fetched or result
+        return result
+
+    def cancel_order(self, symbol: str, client_order_id: str, *, conditional: bool = False) -> None:
+        self._require_keys("cancelling an order")
+        info = self.market(symbol)
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if conditional:
+            params["trigger"] = True
+        self._call(f"cancel order {client_order_id}", self._client.cancel_order, None, info.symbol, params)
+
+    def fetch_order_by_client_id(
+        self, symbol: str, client_order_id: str, *, conditional: bool = False
+    ) -> OrderResult | None:
+        self._require_keys("looking up an order")
+        info = self.market(symbol)
+        params: dict[str, Any] = {"clientOrderId": client_order_id}
+        if conditional:
+            params["trigger"] = True
+        self._last_status = None
+        try:
+            raw = self._client.fetch_order(None, info.symbol, params)
+        except ccxt.OrderNotFound:
+            return None
+        except ccxt.BaseError as exc:
+            if isinstance(exc, ccxt.ExchangeError) and set(_CODE.findall(str(exc))) & _NOT_FOUND_CODES:
+                return None
+            raise self._translate(exc, f"fetch order {client_order_id}") from None
+        return self._result(raw, info, None, client_order_id, conditional=conditional)
+
+    def _result(
+        self,
+        raw: dict[str, Any],
+        info: MarketInfo,
+        request: OrderRequest | None,
+        cid: str | None = None,
+        *,
+        conditional: bool = False,
+    ) -> OrderResult:
+        size = info.contract_size
+        amount = _dec(raw.get("amount"))
+        filled = _dec(raw.get("filled")) or Decimal(0)
+        fee = raw.get("fee") or {}
+        side = cast(Side, raw.get("side") or (request.side if request else "buy"))
+        return OrderResult(
+            client_order_id=str(raw.get("clientOrderId") or cid or (request.client_order_id if request else "")),
+            exchange_order_id=str(raw["id"]) if raw.get("id") is not None else None,
+            symbol=info.symbol,
+            side=side,
+            type=request.type if request else _order_type(raw, conditional),
+            status=_status(raw.get("status"), filled, amount),
+            quantity=(amount * size) if amount is not None else (request.quantity if request else Decimal(0)),
+            filled=filled * size,
+            average_price=_dec(raw.get("average")),
+            fee=abs(_dec(fee.get("cost")) or Decimal(0)),
+            reduce_only=bool(raw.get("reduceOnly") or (request.reduce_only if request else False)),
+        )
+
+    # ---------------------------------------------------------- account state
+
+    def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
+        self._require_keys("reading positions")
+        wanted = [self.market(s).symbol for s in symbols] if symbols else None
+        raw = self._call("fetch positions", self._client.fetch_positions, wanted)
+        out: list[Position] = []
+        for p in raw:
+            contracts = _dec(p.get("contracts")) or Decimal(0)
+            if contracts == 0 or p.get("symbol") not in self._markets:
+                continue
+            info = self._markets[p["symbol"]]
+            side = p.get("side") or ("long" if contracts > 0 else "short")
+            out.append(
+                Position(
+                    symbol=info.symbol,
+                    side="long" if side == "long" else "short",
+                    quantity=abs(contracts) * info.contract_size,
+                    entry_price=_dec(p.get("entryPrice")) or Decimal(0),
+                    leverage=int(p.get("leverage") or 1),
+                    unrealized_pnl=_dec(p.get("unrealizedPnl")) or Decimal(0),
+                )
+            )
+        return out
+
+    def fetch_balance(self) -> Balance:
+        self._require_keys("reading the balance")
+        raw = self._call("fetch balance", self._client.fetch_balance)
+        usdt = raw.get("USDT") or {}
+        return Balance(
+            currency="USDT",
+            total=_dec(usdt.get("total")) or Decimal(0),
+            free=_dec(usdt.get("free")) or Decimal(0),
+            used=_dec(usdt.get("used")) or Decimal(0),
+        )
+
+
+def _status(raw: str | None, filled: Decimal, amount: Decimal | None) -> OrderStatus:
+    if raw == "closed":
+        return "filled"
+    if raw in ("canceled", "expired"):
+        return "canceled"
+    if raw == "rejected":
+        return "rejected"
+    if filled > 0 and (amount is None or filled < amount):
+        return "partially_filled"
+    return "open"
+
+
+def _order_type(raw: dict[str, Any], conditional: bool) -> OrderType:
+    info = raw.get("info") or {}
+    venue_type = str(info.get("orderType") or info.get("type") or raw.get("type") or "").lower()
+    if conditional or raw.get("triggerPrice") is not None:
+        # Binance names the type (TAKE_PROFIT_MARKET); OKX fills tpTriggerPx or slTriggerPx
+        if "take_profit" in venue_type or info.get("tpTriggerPx"):
+            return "take_profit_market"
+        return "stop_market"
+    return "limit" if venue_type == "limit" else "market"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,55 @@
+"""Decisions: one row per alert with every stage's output and the outcome.
+
+Repository functions: the only SQL the product runs. Each takes a Session inside a transaction
+(``session_scope``) and never commits itself, so a caller can group alert + decision + order into
+one atomic unit.
+
+Uniqueness is enforced with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, not by catching
+IntegrityError: the statement is race-free across processes, costs one round trip, and does not
+abort the caller's transaction, so a duplicate becomes a clear domain error (or an "already
+recorded" answer) while everything else in the transaction stays usable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from tradingbot.adapters.persistence.models import (
+    Decision,
+)
+
+
+def record_decision(
+    session: Session,
+    *,
+    execution_name: str,
+    account_id: int,
+    symbol: str,
+    inputs: dict[str, Any],
+    alert_id: int | None = None,
+    stages: dict[str, Any] | None = None,
+    final_action: str | None = None,
+    rejection_reason: str | None = None,
+) -> Decision:
+    """One row per pipeline execution; a replayed execution (same name) updates its row."""
+    values: dict[str, Any] = {
+        "account_id": account_id,
+        "symbol": symbol,
+        "inputs": inputs,
+        "alert_id": alert_id,
+        "stages": stages or {},
+        "final_action": final_action,
+        "rejection_reason": rejection_reason,
+    }
+    finished = func.now() if final_action is not None else None
+    stmt = (
+        insert(Decision)
+        .values(execution_name=execution_name, finished_at=finished, **values)
+        .on_conflict_do_update(index_elements=[Decision.execution_name], set_={**values, "finished_at": finished})
+        .returning(Decision)
+    )
+    return session.scalars(stmt, execution_options={"populate_existing": True}).one()

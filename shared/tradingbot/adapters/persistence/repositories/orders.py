@@ -1,0 +1,148 @@
+"""Orders and fills: exactly-once rows keyed by client order id, guarded status transitions.
+
+Repository functions: the only SQL the product runs. Each takes a Session inside a transaction
+(``session_scope``) and never commits itself, so a caller can group alert + decision + order into
+one atomic unit.
+
+Uniqueness is enforced with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, not by catching
+IntegrityError: the statement is race-free across processes, costs one round trip, and does not
+abort the caller's transaction, so a duplicate becomes a clear domain error (or an "already
+recorded" answer) while everything else in the transaction stays usable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from tradingbot.adapters.persistence.errors import (
+    DuplicateClientOrderId,
+    InvalidOrderTransition,
+)
+from tradingbot.adapters.persistence.models import (
+    Fill,
+    Order,
+    OrderEvent,
+)
+
+# Which status an order may move to from each status; terminal states have no way out.
+ORDER_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "pending": frozenset({"submitted", "rejected", "failed"}),
+    "submitted": frozenset({"open", "partially_filled", "filled", "canceled", "rejected", "failed"}),
+    "open": frozenset({"partially_filled", "filled", "canceled"}),
+    "partially_filled": frozenset({"partially_filled", "filled", "canceled"}),
+    "filled": frozenset(),
+    "canceled": frozenset(),
+    "rejected": frozenset(),
+    "failed": frozenset(),
+}
+
+
+def create_order(
+    session: Session,
+    *,
+    account_id: int,
+    client_order_id: str,
+    symbol: str,
+    side: str,
+    quantity: Decimal,
+    type: str = "market",
+    price: Decimal | None = None,
+    reduce_only: bool = False,
+    decision_id: int | None = None,
+) -> Order:
+    """Record an order before it is sent, so a crash after sending leaves a row to reconcile."""
+    stmt = (
+        insert(Order)
+        .values(
+            account_id=account_id,
+            decision_id=decision_id,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            type=type,
+            quantity=quantity,
+            price=price,
+            reduce_only=reduce_only,
+            status="pending",
+        )
+        .on_conflict_do_nothing(index_elements=[Order.client_order_id])
+        .returning(Order)
+    )
+    order = session.scalars(stmt).one_or_none()
+    if order is None:
+        raise DuplicateClientOrderId(client_order_id)
+    session.add(OrderEvent(order_id=order.id, from_status=None, to_status="pending", detail={}))
+    return order
+
+
+def transition_order(
+    session: Session,
+    client_order_id: str,
+    to_status: str,
+    *,
+    exchange_order_id: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Order:
+    """Move an order to ``to_status`` and append the transition to its history.
+
+    The row is locked (FOR UPDATE) so a fill notification and a cancel racing each other are
+    applied one after the other, each checked against the status the other left."""
+    order = session.scalars(
+        select(Order).where(Order.client_order_id == client_order_id).with_for_update()
+    ).one_or_none()
+    if order is None:
+        raise LookupError(f"no order with client order id {client_order_id!r}")
+    if to_status not in ORDER_TRANSITIONS.get(order.status, frozenset()):
+        raise InvalidOrderTransition(client_order_id, order.status, to_status)
+    session.add(OrderEvent(order_id=order.id, from_status=order.status, to_status=to_status, detail=detail or {}))
+    order.status = to_status
+    order.updated_at = dt.datetime.now(dt.UTC)
+    if exchange_order_id is not None:
+        order.exchange_order_id = exchange_order_id
+    session.flush()
+    return order
+
+
+def record_fill(
+    session: Session,
+    *,
+    order_id: int,
+    exchange_fill_id: str,
+    price: Decimal,
+    quantity: Decimal,
+    fee: Decimal = Decimal(0),
+    fee_currency: str = "USDT",
+) -> bool:
+    """Record a fill once (exchanges resend trades on reconnect); True if it was new."""
+    stmt = (
+        insert(Fill)
+        .values(
+            order_id=order_id,
+            exchange_fill_id=exchange_fill_id,
+            price=price,
+            quantity=quantity,
+            fee=fee,
+            fee_currency=fee_currency,
+        )
+        .on_conflict_do_nothing(index_elements=[Fill.order_id, Fill.exchange_fill_id])
+        .returning(Fill.id)
+    )
+    return session.scalar(stmt) is not None
+
+
+def recent_orders(session: Session, account_id: int, limit: int = 1000) -> Sequence[Order]:
+    """An account's newest orders first (served by ix_orders_account_id_created_at, read backwards)."""
+    stmt = (
+        select(Order)
+        .where(Order.account_id == account_id)
+        .order_by(Order.created_at.desc(), Order.id.desc())
+        .limit(limit)
+    )
+    return session.scalars(stmt).all()

@@ -1,0 +1,233 @@
+"""`tradingbot` command line. Bad input exits non-zero with a message naming what is wrong;
+output files are written to a temporary name and renamed, so a failure never leaves half a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tradingbot.domain.backtest import BacktestConfig, BacktestConfigError, run_grid, run_strategy
+from tradingbot.domain.candles import CandleDataError, find_gaps, load_candles
+from tradingbot.domain.indicators import Indicators
+from tradingbot.domain.strategies import REGISTRY, StrategyError, get_strategy
+from tradingbot.entrypoints.cli.accounts import accounts_app, keys_app
+from tradingbot.entrypoints.cli.exchange import reconcile
+from tradingbot.entrypoints.cli.feed import feed
+from tradingbot.entrypoints.cli.model import model_app
+from tradingbot.entrypoints.cli.pipeline import executions_app, kill_switch, replay, serve
+from tradingbot.entrypoints.local.servers import servers_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="TradingBot AI command line.")
+app.add_typer(accounts_app, name="accounts", help="Trading accounts, webhook tokens and risk limits.")
+app.add_typer(keys_app, name="keys", help="Exchange API keys, encrypted at rest.")
+app.add_typer(servers_app, name="servers", help="Local PostgreSQL and Redis (embedded) for `make run`.")
+app.add_typer(executions_app, name="executions", help="Pipeline executions: list, show.")
+app.command()(serve)
+app.command()(replay)
+app.command("reconcile")(reconcile)
+app.command("kill-switch")(kill_switch)
+app.command("feed")(feed)
+app.add_typer(model_app, name="model", help="LSTM price model: train, evaluate, export, list, predict.")
+# When piped (CI logs, README tables) rich would wrap at 80 columns and cut strategy names.
+_WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
+out = Console(width=_WIDTH)
+err = Console(stderr=True, width=_WIDTH)
+
+
+def fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def atomic_write(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise StrategyError(f"--param {pair!r}: expected key=value")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err, transient=True,
+    )  # fmt: skip
+
+
+Fee = Annotated[float, typer.Option(help="taker fee per side, fraction of notional")]
+Slip = Annotated[float, typer.Option("--slippage-bps", help="adverse slippage on every fill, basis points")]
+
+
+@app.command()
+def backtest(
+    data: Annotated[Path, typer.Option(help="candles: .csv, .csv.gz or .parquet")],
+    strategy: Annotated[str | None, typer.Option(help="strategy name (see `tradingbot strategies`)")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="strategy parameter key=value, repeatable")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="run all strategies with defaults, print a table")] = False,
+    fee: Fee = 0.0004,
+    slippage_bps: Slip = 0.0,
+    leverage: Annotated[float, typer.Option(help="leverage (1-125)")] = 1.0,
+    size: Annotated[float, typer.Option(help="fraction of equity per position (0-1]")] = 1.0,
+    stop_loss: Annotated[float, typer.Option(help="stop-loss distance, fraction of entry (0 = off)")] = 0.0,
+    take_profit: Annotated[float, typer.Option(help="take-profit distance, fraction of entry (0 = off)")] = 0.0,
+    initial_cash: Annotated[float, typer.Option(help="starting balance, USDT")] = 10_000.0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write metrics, trades and equity")] = None,
+    report: Annotated[Path | None, typer.Option(help="write a self-contained HTML report")] = None,
+) -> None:
+    """Backtest one strategy (or --all) on a candle file."""
+    try:
+        if all_ == (strategy is not None):
+            raise StrategyError("give either --strategy NAME or --all")
+        if all_ and (param or json_out or report):
+            raise StrategyError("--param, --json and --report apply to a single --strategy run")
+        config = BacktestConfig(
+            initial_cash=initial_cash, fee=fee, slippage_bps=slippage_bps, leverage=leverage, size=size,
+            stop_loss=stop_loss, take_profit=take_profit,
+        )  # fmt: skip
+        if strategy is not None:
+            strat = get_strategy(strategy)
+            params = strat.resolve(parse_params(param or []))
+        candles = load_candles(data)
+    except (CandleDataError, StrategyError, BacktestConfigError) as exc:
+        fail(str(exc))
+        return
+    for gap in find_gaps(candles)[:5]:
+        err.print(f"[yellow]warning:[/] {gap.missing_bars} bar(s) missing between {gap.after} and {gap.before}")
+
+    if all_:
+        _backtest_all(candles, config)
+        return
+
+    with _progress() as progress:
+        task = progress.add_task(f"backtest {strat.name}", total=1 + bool(json_out) + bool(report))
+        result = run_strategy(candles, strat, params, config)
+        progress.advance(task)
+        if json_out:
+            with atomic_write(json_out) as tmp:
+                tmp.write_text(json.dumps(result.to_dict(), indent=1))
+            progress.advance(task)
+        if report:
+            from tradingbot.domain.backtest.report import render_html  # plotly import costs ~0.3 s
+
+            with atomic_write(report) as tmp:
+                tmp.write_text(render_html(result), encoding="utf-8")
+            progress.advance(task)
+    _print_metrics(result.strategy, result.params, result.metrics)
+
+
+def _print_metrics(name: str, params: dict[str, Any], metrics: dict[str, float | int]) -> None:
+    table = Table(title=f"{name} " + " ".join(f"{k}={v}" for k, v in params.items()))
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
+def _backtest_all(candles: Any, config: BacktestConfig) -> None:
+    ind = Indicators(candles)
+    rows = []
+    with _progress() as progress:
+        task = progress.add_task("strategies", total=len(REGISTRY))
+        for name in REGISTRY:
+            rows.append(run_strategy(candles, name, None, config, indicators=ind))
+            progress.advance(task)
+    table = Table(title=f"All strategies, defaults, {len(candles):,} bars, fee {config.fee * 100:.3f} % a side")
+    for col in ("strategy", "trades", "win rate", "return", "max drawdown", "Sharpe", "fees (USDT)"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for r in rows:
+        m = r.metrics
+        table.add_row(
+            r.strategy, str(m["trades"]), f"{m['win_rate'] * 100:.1f} %", f"{m['total_return'] * 100:+.2f} %",
+            f"{m['max_drawdown'] * 100:.2f} %", f"{m['sharpe']:.2f}", f"{m['fees']:,.0f}",
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command()
+def strategies() -> None:
+    """List the registered strategies and their parameters."""
+    for strat in REGISTRY.values():
+        out.print(f"[bold]{strat.name}[/]: {strat.description}")
+        for p in strat.params:
+            out.print(f"  {p.name} ({p.kind}) default {p.default}, range {p.low}..{p.high} step {p.step}  {p.help}")
+
+
+@app.command()
+def optimize(
+    data: Annotated[Path, typer.Option(help="candles: .csv, .csv.gz or .parquet")],
+    strategy: Annotated[str, typer.Option(help="strategy name")],
+    param: Annotated[
+        list[str] | None, typer.Option(help="key=v1,v2,... values to try (default: the declared range)")
+    ] = None,
+    fee: Fee = 0.0004,
+    slippage_bps: Slip = 0.0,
+    leverage: float = 1.0,
+    size: float = 1.0,
+    top: Annotated[int, typer.Option(help="rows to print")] = 10,
+    sort_by: Annotated[str, typer.Option(help="metric to rank by")] = "sharpe",
+    json_out: Annotated[Path | None, typer.Option("--json", help="write every combination's metrics")] = None,
+) -> None:
+    """Grid search: backtest every parameter combination in one compiled call."""
+    try:
+        strat = get_strategy(strategy)
+        ranges: dict[str, list[int | float]] = {}
+        by_name = {p.name: p for p in strat.params}
+        for key, raw in parse_params(param or []).items():
+            if key not in by_name:
+                raise StrategyError(f"strategy {strat.name} has no parameter {key!r}; valid: {', '.join(by_name)}")
+            ranges[key] = [by_name[key].parse(v) for v in raw.split(",")]
+        config = BacktestConfig(fee=fee, slippage_bps=slippage_bps, leverage=leverage, size=size)
+        candles = load_candles(data)
+        combos = list(strat.grid(ranges))
+        if not combos:
+            raise StrategyError("no valid parameter combination in the given ranges")
+    except (CandleDataError, StrategyError, BacktestConfigError) as exc:
+        fail(str(exc))
+        return
+    with _progress() as progress:
+        task = progress.add_task(f"grid {strat.name}", total=len(combos))
+        table = run_grid(candles, strat, combos, config, progress=lambda k: progress.advance(task, k))
+    if sort_by not in table.columns:
+        fail(f"--sort-by {sort_by!r}: choose one of {', '.join(table.columns)}")
+    table = table.sort_values(sort_by, ascending=sort_by == "max_drawdown")
+    if json_out:
+        with atomic_write(json_out) as tmp:
+            tmp.write_text(table.to_json(orient="records", indent=1))
+    typer.echo(f"{len(combos):,} combinations, best by {sort_by}:")
+    typer.echo(table.head(top).to_string(index=False, line_width=200))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

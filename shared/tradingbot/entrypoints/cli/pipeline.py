@@ -1,0 +1,255 @@
+"""`tradingbot serve`, `tradingbot executions list|show`, `tradingbot replay`: the pipeline, locally."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.config import PersistenceSettings
+from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.models import Account, Decision
+
+out = Console()
+err = Console(stderr=True)
+executions_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Pipeline executions.")
+
+DEMO_ACCOUNT = "demo"
+
+
+def _runtime() -> Any:
+    from tradingbot.pipeline.runtime import Runtime, set_runtime
+
+    rt = Runtime()
+    try:
+        rt.engine()
+    except RuntimeError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    set_runtime(rt)
+    return rt
+
+
+def _demo_token(rt: Any, data_dir: Path) -> str:
+    """The demo paper account's webhook token, created on first run and kept in .data (mode 0600)
+    so the printed curl command stays valid across restarts."""
+    token_file = data_dir / "demo-webhook-token"
+    with session_scope(rt.engine()) as s:
+        exists = s.scalars(select(Account).where(Account.name == DEMO_ACCOUNT)).one_or_none() is not None
+        if exists and token_file.exists():
+            return token_file.read_text().strip()
+        if exists:
+            token = repo.rotate_webhook_token(s, DEMO_ACCOUNT)
+        else:
+            _, token = repo.create_account(s, name=DEMO_ACCOUNT, exchange="paper", testnet=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return token
+
+
+def sample_alert(token: str, price: float, action: str = "long", strategy: str = "bollinger") -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return {"token": token, "strategy": strategy, "symbol": "BTCUSDT", "action": action, "price": price,
+            "time": now, "comment": "sample alert from make run"}  # fmt: skip
+
+
+def _model_direction(rt: Any) -> str | None:
+    """The committed LSTM's call on the bundled candles' last bar (None without a model)."""
+    from tradingbot.pipeline.stages import predict_stage
+
+    alert = sample_alert("x" * 20, 1.0)
+    alert.pop("token")
+    out = predict_stage(rt, {"alert": alert})
+    direction = out.get("direction")
+    return direction if direction in ("long", "short") else None
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8001,
+    host: Annotated[str, typer.Option(help="bind address (keep 127.0.0.1 unless behind a proxy)")] = "127.0.0.1",
+    data_dir: Annotated[Path, typer.Option(help="embedded servers' data")] = Path(".data"),
+) -> None:
+    """Run the webhook and the whole pipeline locally (moto Step Functions, embedded PostgreSQL and
+    Redis, paper exchange priced from the bundled candles). Ctrl-C stops."""
+    from tradingbot.adapters.market import BundledCandles, start_price_feeder
+    from tradingbot.entrypoints.local.http import make_server, serve_in_thread
+    from tradingbot.entrypoints.local.runner import LocalStepFunctions, TraceRecorder
+    from tradingbot.entrypoints.local.servers import start_detached
+    from tradingbot.pipeline.runtime import Runtime, set_runtime
+
+    settings = PersistenceSettings()
+    if settings.database_url is None or settings.redis_url is None:
+        servers = start_detached(data_dir)
+        os.environ.setdefault("DATABASE_URL", servers.database_url)
+        os.environ.setdefault("REDIS_URL", servers.redis_url)
+    rt = Runtime(db_pool_size=40)  # threaded server + in-process pipeline share the pool
+    set_runtime(rt)
+    market = BundledCandles()
+    rt.candle_source = market
+    local = LocalStepFunctions(rt).start()
+    recorder = TraceRecorder(local).start()
+    feeder = start_price_feeder(rt.cache, "BTC/USDT:USDT", market.last_price())
+    token = _demo_token(rt, data_dir)
+
+    def on_response(event: dict[str, Any], result: dict[str, Any]) -> None:
+        if result.get("statusCode") == 202:
+            body = json.loads(result.get("body") or "{}")
+            if not body.get("duplicate"):
+                recorder.watch(body["execution_id"])
+
+    from tradingbot.entrypoints.lambdas.handlers import webhook_handler
+
+    server = make_server(host, port, webhook_handler, on_response)
+    serve_in_thread(server)
+    url = f"http://{host}:{server.server_address[1]}"
+    direction = _model_direction(rt)
+    alert = json.dumps(sample_alert(token, market.last_price(), action=direction or "long"))
+    out.print(f"[bold green]TradingBot AI[/] listening on {url}")
+    out.print(f"  Swagger UI:  {url}/docs")
+    out.print(f"  health:      {url}/health")
+    out.print(f"  demo account {DEMO_ACCOUNT!r} (paper); its webhook token is in {data_dir / 'demo-webhook-token'}")
+    why = f"in the direction the bundled LSTM predicts ({direction})" if direction else "long (no model loaded)"
+    out.print(f"  send a sample alert ({why}, so it passes the LSTM rule):")
+    out.print(f"    curl -s -X POST {url}/webhook/tradingview -H 'Content-Type: application/json' -d '{alert}'",
+              soft_wrap=True, highlight=False)  # fmt: skip
+    out.print("  then: tradingbot executions list / tradingbot executions show ID")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        out.print("stopping")
+    finally:
+        server.shutdown()
+        feeder.set()
+        recorder.stop()
+        local.stop()
+
+
+@executions_app.command("list")
+def executions_list(limit: Annotated[int, typer.Option(help="rows")] = 20) -> None:
+    """The latest executions with their outcome."""
+    rt = _runtime()
+    with session_scope(rt.engine()) as s:
+        rows = s.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit)).all()
+        table = Table(title="executions (newest first)")
+        for col in ("id", "execution", "symbol", "action", "status", "ms", "reason"):
+            table.add_column(col)
+        for d in rows:
+            meta = (d.stages or {}).get("_execution", {})
+            table.add_row(str(d.id), d.execution_name, d.symbol, d.final_action or "-", meta.get("status", "-"),
+                          str(meta.get("duration_ms", "-")), (d.rejection_reason or "")[:60])  # fmt: skip
+    out.print(table)
+
+
+def _find(s: Any, ident: str) -> Decision:
+    q = select(Decision).where(Decision.execution_name == ident)
+    if ident.isdigit():
+        q = select(Decision).where(Decision.id == int(ident))
+    decision = s.scalars(q).one_or_none()
+    if decision is None:
+        err.print(f"[bold red]error:[/] no execution {ident!r} (see `tradingbot executions list`)")
+        raise typer.Exit(2)
+    return decision  # type: ignore[no-any-return]
+
+
+@executions_app.command("show")
+def executions_show(
+    ident: Annotated[str, typer.Argument(help="decision id or execution name")],
+    as_json: Annotated[bool, typer.Option("--json", help="the whole record as JSON")] = False,
+) -> None:
+    """Each state of one execution with its input, output and duration."""
+    rt = _runtime()
+    with session_scope(rt.engine()) as s:
+        d = _find(s, ident)
+        record: dict[str, Any] = {
+            "id": d.id, "execution_name": d.execution_name, "symbol": d.symbol, "final_action": d.final_action,
+            "rejection_reason": d.rejection_reason, "inputs": d.inputs, "stages": d.stages,
+        }  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(record, indent=1, default=str))
+        return
+    stages_json: dict[str, Any] = record["stages"] or {}
+    meta: dict[str, Any] = stages_json.get("_execution", {})
+    out.print(f"[bold]{record['execution_name']}[/] {meta.get('status', '?')} in {meta.get('duration_ms', '?')} ms: "
+              f"{record['final_action']} {record['rejection_reason'] or ''}")  # fmt: skip
+    table = Table()
+    for col in ("state", "ms", "output"):
+        table.add_column(col, overflow="fold")
+    for st in meta.get("states", []):
+        output = json.dumps(
+            st.get("output") if "output" in st else {"error": st.get("error"), "cause": st.get("cause")}
+        )
+        table.add_row(st["state"], str(st.get("duration_ms", "")), output[:300])
+    out.print(table)
+
+
+def replay(
+    ident: Annotated[str, typer.Argument(help="decision id or execution name")],
+    new_order: Annotated[bool, typer.Option("--new-order", help="allow a second order for the same alert")] = False,
+) -> None:
+    """Re-run an execution with its recorded input. The order's client id comes from the alert, so
+    the exchange layer answers "already placed" unless --new-order is given."""
+    from tradingbot.entrypoints.local.runner import LocalStepFunctions
+
+    rt = _runtime()
+    with session_scope(rt.engine()) as s:
+        d = _find(s, ident)
+        state = dict(d.inputs)
+        state["account_id"] = d.account_id
+        base = d.execution_name
+    if new_order:
+        state["order_nonce"] = uuid.uuid4().hex[:8]
+    name = f"{base[:50]}-replay-{uuid.uuid4().hex[:8]}"
+    local = LocalStepFunctions(rt).start()
+    try:
+        desc = local.run(name, state)
+    finally:
+        local.stop()
+    with session_scope(rt.engine()) as s:
+        replayed = _find(s, name)
+        out.print(f"{name}: {desc['status']}, {replayed.final_action} {replayed.rejection_reason or ''}")
+        execution = (replayed.stages or {}).get("execution")
+        if execution:
+            out.print(json.dumps(execution, default=str))
+
+
+def kill_switch(
+    action: Annotated[str, typer.Argument(help="engage | release | status")],
+    account: Annotated[str | None, typer.Option(help="one account (default: every account)")] = None,
+    reason: Annotated[str, typer.Option(help="why (stored, shown in every rejection)")] = "operator",
+) -> None:
+    """Stop (or allow again) all new orders, for one account or all of them."""
+    from tradingbot.adapters.cache import CacheUnavailable
+
+    if action not in ("engage", "release", "status"):
+        err.print(f"[bold red]error:[/] action must be engage, release or status, got {action!r}")
+        raise typer.Exit(2)
+    rt = _runtime()
+    account_id = None
+    if account is not None:
+        with session_scope(rt.engine()) as s:
+            account_id = repo.get_account(s, account).id
+    try:
+        cache = rt.cache()
+        if action == "engage":
+            cache.engage_kill_switch(reason, account_id=account_id)
+        elif action == "release":
+            cache.release_kill_switch(account_id=account_id)
+        state = cache.kill_switch(account_id)
+    except CacheUnavailable as exc:
+        err.print(f"[bold red]error:[/] Redis unreachable, the switch state is unknown ({exc}); orders are refused")
+        raise typer.Exit(1) from None
+    scope = f"account {account}" if account else "all accounts"
+    out.print(f"kill switch for {scope}: {'ENGAGED: ' + state if state else 'released'}")
