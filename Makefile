@@ -16,9 +16,9 @@ EXTRAS ?= dev,training,cdk
 help:
 	@echo "make run    - embedded PostgreSQL + Redis, then the webhook and pipeline on 127.0.0.1:8001"
 	@echo "make stop   - stop the embedded servers started by make run"
-	@echo "make test   - create .venv (python3.12), install, run the test suite"
+	@echo "make test   - create .venv (python3.12), install, lint, run the test suite"
 	@echo "make bench  - run benchmarks/ and print figures beside their references"
-	@echo "make lint   - ruff + mypy"
+	@echo "make lint   - ruff check + ruff format --check + mypy + import contracts (lint-imports)"
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "ERROR: Python 3.12 not found (set PYTHON=/path/to/python3.12)" >&2; exit 1; fi
@@ -42,15 +42,19 @@ run: $(STAMP)
 stop: $(STAMP)
 	$(VENV)/bin/tradingbot servers down
 
-test: $(STAMP)
+# lint first: a layer violation or an unformatted file fails before the (longer) tests start
+test: lint
 	$(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
+LINT_PATHS := shared training cdk layers tests benchmarks functions
 lint: $(STAMP)
-	$(VENV)/bin/ruff check shared training cdk layers tests benchmarks
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

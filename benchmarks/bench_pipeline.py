@@ -35,12 +35,17 @@ from tradingbot.adapters.market import start_price_feeder
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
 from tradingbot.adapters.persistence.models import Alert, Decision, Order
-from tradingbot.entrypoints.lambdas.handlers import webhook_handler
+from tradingbot.domain.alert import AlertContent
+from tradingbot.entrypoints.lambdas.webhook import handler as webhook_handler
 from tradingbot.entrypoints.local.http import make_server, serve_in_thread
 from tradingbot.entrypoints.local.runner import LocalStepFunctions
 from tradingbot.entrypoints.local.servers import running_servers
-from tradingbot.pipeline import stages
+from tradingbot.pipeline.contracts import PipelineState, RecordRequest
+from tradingbot.pipeline.predict import predict_alert, predict_stage
+from tradingbot.pipeline.record import record_outcome_stage
 from tradingbot.pipeline.runtime import Runtime, set_runtime
+from tradingbot.pipeline.strategies import strategies_stage
+from tradingbot.pipeline.validate import validate_stage
 
 warnings.filterwarnings("ignore")
 
@@ -168,17 +173,19 @@ def bench_compute(rt: Runtime, account_id: int, n: int) -> None:
     for i in range(n):
         st = dict(state, idempotency_key=f"bench-compute-{i}", ballots=[])
         t_all = time.perf_counter()
+        # each stage as its handler runs it: validate the state, run, dump the result (mode="json")
         t0 = time.perf_counter()
-        st["predict"] = stages.predict_stage(rt, st)
+        st["predict"] = predict_stage(rt, PipelineState.model_validate(st)).to_json()
         timings["predict"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        st["strategies"] = stages.strategies_stage(rt, st)
+        st["strategies"] = strategies_stage(rt, PipelineState.model_validate(st)).to_json()
         timings["strategies"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        st["validation"] = stages.validate_stage(rt, st)
+        st["validation"] = validate_stage(rt, PipelineState.model_validate(st)).to_json()
         timings["validate"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        stages.record_outcome_stage(rt, {"outcome": "rejected", "state": st, "execution_name": st["idempotency_key"]})
+        req = {"outcome": "rejected", "state": st, "execution_name": st["idempotency_key"]}
+        record_outcome_stage(rt, RecordRequest.model_validate(req)).to_json()
         timings["record"].append(time.perf_counter() - t0)
         timings["total"].append(time.perf_counter() - t_all)
     med = {k: statistics.median(v) * 1000 for k, v in timings.items()}
@@ -253,9 +260,9 @@ def main() -> None:
                 account_id = acc.id
             feeder = start_price_feeder(rt.cache, "BTC/USDT:USDT", 56588.0)  # the paper market
             global ACTION  # noqa: PLW0603 - benchmark script
-            probe = {"alert": json.loads(alert("x" * 20, 0))}
-            probe["alert"].pop("token")
-            ACTION = stages.predict_stage(rt, probe).get("direction") or "long"
+            probe = json.loads(alert("x" * 20, 0))
+            probe.pop("token")
+            ACTION = getattr(predict_alert(rt, AlertContent.model_validate(probe)), "direction", None) or "long"
             if ACTION not in ("long", "short"):
                 ACTION = "long"
             bench_ack(rt, token, 400 if args.quick else 2000, 200)

@@ -112,17 +112,6 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
 
 FUNCTIONS_BY_NAME = {f.name: f for f in FUNCTIONS}
 
-# The Step Functions definition placeholder for each function
-ASL_SUBSTITUTIONS = {
-    "PredictFunctionArn": "predict",
-    "VoteFunctionArn": "vote",
-    "StrategiesFunctionArn": "strategies",
-    "ValidateFunctionArn": "validate",
-    "ExecuteFunctionArn": "execute",
-    "NotifyFunctionArn": "notify",
-    "RecordOutcomeFunctionArn": "record_outcome",
-}
-
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.nbi", "*.nbc", "*.egg-info")
 
 

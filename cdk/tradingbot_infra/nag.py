@@ -2,7 +2,7 @@
 
 Rule of the house: suppress a finding only where the fix would be wrong for this system or is
 impossible in AWS; scope it to the resource and, for IAM5, to the exact wildcard (``applies_to``).
-tests/infra/test_nag.py fails on any unsuppressed AwsSolutions error and on a suppression with
+tests/infra/test_checks.py fails on any unsuppressed AwsSolutions error and on a suppression with
 no reason.
 """
 
@@ -116,7 +116,7 @@ def apply_suppressions(built: TradingBotApp) -> None:
     # ---- data ----------------------------------------------------------------------------
     if not cfg.multi_az:
         _suppress(
-            data.db,
+            data.database.instance,
             [
                 (
                     "AwsSolutions-RDS3",
@@ -128,7 +128,7 @@ def apply_suppressions(built: TradingBotApp) -> None:
             ],
         )
         _suppress(
-            data.redis,
+            data.cache.replication_group,
             [
                 (
                     "AwsSolutions-AEC4",
@@ -140,7 +140,7 @@ def apply_suppressions(built: TradingBotApp) -> None:
         )
     # the generated credentials secret is a child of the instance: suppress through the instance
     _suppress(
-        data.db,
+        data.database.instance,
         [
             (
                 "AwsSolutions-SMG4",
@@ -159,7 +159,7 @@ def apply_suppressions(built: TradingBotApp) -> None:
         ],
     )
     _suppress(
-        data.redis,
+        data.cache.replication_group,
         [
             (
                 "AwsSolutions-AEC5",
@@ -207,11 +207,11 @@ def apply_suppressions(built: TradingBotApp) -> None:
     )
 
     # ---- compute ---------------------------------------------------------------------------
-    for fn in compute.functions.values():
+    for fn in compute.lambdas.functions.values():
         _suppress(fn, LAMBDA_ROLE)
-    for machine in (compute.state_machine, compute.optimise_machine):
+    for machine in (compute.trading.machine, compute.optimisation.machine):
         _suppress(machine, STATE_MACHINE_ROLE)
-    api = compute.api
+    api = compute.webhook_api.api
     _suppress(
         api,
         [
@@ -239,7 +239,7 @@ def apply_suppressions(built: TradingBotApp) -> None:
         ],
     )
     _suppress(
-        compute.feed.task_definition,
+        compute.market_feed.service.task_definition,
         [
             (
                 "AwsSolutions-ECS2",

@@ -9,7 +9,10 @@ CDK_DIR = REPO_ROOT / "cdk"
 DOCKER_DIR = CDK_DIR / "docker"
 LAYERS_DIR = REPO_ROOT / "layers"
 SHARED_PACKAGE = REPO_ROOT / "shared" / "tradingbot"
-STATE_MACHINE_ASL = REPO_ROOT / "statemachines" / "trading_pipeline.asl.json"
+STATE_MACHINES_DIR = REPO_ROOT / "statemachines"
+STATE_MACHINE_ASL = STATE_MACHINES_DIR / "trading_pipeline.asl.json"  # the trading pipeline
+OPTIMISE_ASL = STATE_MACHINES_DIR / "optimise.asl.json"  # scheduled parameter optimisation
+ASL_MANIFEST = STATE_MACHINES_DIR / "substitutions.json"  # placeholder -> function, per definition
 CDK_JSON = REPO_ROOT / "cdk.json"
 
 # Docker build context is the repo root; only what an image needs is staged into cdk.out

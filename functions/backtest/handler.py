@@ -1,5 +1,6 @@
-"""Lambda entry point: backtest / optimisation worker (EventBridge schedule or a Map state item)."""
+"""Lambda entry point: backtest. The code lives in tradingbot.entrypoints.lambdas.backtest, so AWS, the local
+runner (make run) and the tests all run the same handler."""
 
-from tradingbot.entrypoints.lambdas.handlers import backtest_handler as handler
+from tradingbot.entrypoints.lambdas.backtest import handler
 
 __all__ = ["handler"]

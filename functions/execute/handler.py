@@ -1,6 +1,6 @@
-"""Lambda entry point: execute. The code lives in tradingbot.entrypoints.lambdas.handlers, so AWS, the local
+"""Lambda entry point: execute. The code lives in tradingbot.entrypoints.lambdas.execute, so AWS, the local
 runner (make run) and the tests all run the same handler."""
 
-from tradingbot.entrypoints.lambdas.handlers import execute_handler as handler
+from tradingbot.entrypoints.lambdas.execute import handler
 
 __all__ = ["handler"]

@@ -1,6 +1,6 @@
-"""Lambda entry point: predict. The code lives in tradingbot.entrypoints.lambdas.handlers, so AWS, the local
+"""Lambda entry point: predict. The code lives in tradingbot.entrypoints.lambdas.predict, so AWS, the local
 runner (make run) and the tests all run the same handler."""
 
-from tradingbot.entrypoints.lambdas.handlers import predict_handler as handler
+from tradingbot.entrypoints.lambdas.predict import handler
 
 __all__ = ["handler"]

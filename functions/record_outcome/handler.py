@@ -1,6 +1,6 @@
-"""Lambda entry point: record_outcome. The code lives in tradingbot.entrypoints.lambdas.handlers, so AWS, the local
-runner (make run) and the tests all run the same handler."""
+"""Lambda entry point: record_outcome. The code lives in tradingbot.entrypoints.lambdas.record_outcome, so
+AWS, the local runner (make run) and the tests all run the same handler."""
 
-from tradingbot.entrypoints.lambdas.handlers import record_outcome_handler as handler
+from tradingbot.entrypoints.lambdas.record_outcome import handler
 
 __all__ = ["handler"]

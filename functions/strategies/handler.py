@@ -1,6 +1,6 @@
-"""Lambda entry point: strategies. The code lives in tradingbot.entrypoints.lambdas.handlers, so AWS, the local
+"""Lambda entry point: strategies. The code lives in tradingbot.entrypoints.lambdas.strategies, so AWS, the local
 runner (make run) and the tests all run the same handler."""
 
-from tradingbot.entrypoints.lambdas.handlers import strategies_handler as handler
+from tradingbot.entrypoints.lambdas.strategies import handler
 
 __all__ = ["handler"]

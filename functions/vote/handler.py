@@ -1,6 +1,6 @@
-"""Lambda entry point: vote. The code lives in tradingbot.entrypoints.lambdas.handlers, so AWS, the local
+"""Lambda entry point: vote. The code lives in tradingbot.entrypoints.lambdas.vote, so AWS, the local
 runner (make run) and the tests all run the same handler."""
 
-from tradingbot.entrypoints.lambdas.handlers import vote_handler as handler
+from tradingbot.entrypoints.lambdas.vote import handler
 
 __all__ = ["handler"]

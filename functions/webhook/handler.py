@@ -1,6 +1,6 @@
-"""Lambda entry point: webhook. The code lives in tradingbot.entrypoints.lambdas.handlers, so AWS, the local
+"""Lambda entry point: webhook. The code lives in tradingbot.entrypoints.lambdas.webhook, so AWS, the local
 runner (make run) and the tests all run the same handler."""
 
-from tradingbot.entrypoints.lambdas.handlers import webhook_handler as handler
+from tradingbot.entrypoints.lambdas.webhook import handler
 
 __all__ = ["handler"]

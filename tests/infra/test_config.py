@@ -80,15 +80,32 @@ def test_unbuilt_layers_refused_when_required(tmp_path: Any) -> None:
         build_app(infra_context(require_built_layers=True), outdir=str(tmp_path))
 
 
-def test_asl_placeholders_must_match(tmp_path: Any) -> None:
-    from tradingbot_infra.compute import check_asl_placeholders
+@pytest.mark.parametrize("definition", ["STATE_MACHINE_ASL", "OPTIMISE_ASL"])
+def test_asl_placeholders_must_match(tmp_path: Any, definition: str) -> None:
+    from tradingbot_infra import paths
+    from tradingbot_infra.asl import check_asl_placeholders, substitutions
     from tradingbot_infra.config import ConfigError
-    from tradingbot_infra.paths import STATE_MACHINE_ASL
 
-    check_asl_placeholders(STATE_MACHINE_ASL)  # the real definition
-    bad = tmp_path / "x.asl.json"
-    bad.write_text(STATE_MACHINE_ASL.read_text().replace("${NotifyFunctionArn}", "${NotifyFnArn}"))
+    real = getattr(paths, definition)
+    check_asl_placeholders(real)  # the real definition
+    placeholder = next(iter(substitutions(real)))
+    bad = tmp_path / real.name  # the manifest entry is found by file name
+    bad.write_text(real.read_text().replace("${" + placeholder + "}", "${NotifyFnArn}"))
     with pytest.raises(ConfigError, match="NotifyFnArn"):
         check_asl_placeholders(bad)
     with pytest.raises(ConfigError, match="not found"):
         check_asl_placeholders(tmp_path / "missing.asl.json")
+    unlisted = tmp_path / "unlisted.asl.json"
+    unlisted.write_text("{}")
+    with pytest.raises(ConfigError, match=r"no entry for unlisted\.asl\.json"):
+        check_asl_placeholders(unlisted)
+
+
+def test_manifest_names_deployed_functions() -> None:
+    """Every function a definition's placeholder names is one the app deploys."""
+    from tradingbot_infra.asl import substitutions
+    from tradingbot_infra.functions import FUNCTIONS_BY_NAME
+    from tradingbot_infra.paths import OPTIMISE_ASL, STATE_MACHINE_ASL
+
+    for definition in (STATE_MACHINE_ASL, OPTIMISE_ASL):
+        assert set(substitutions(definition).values()) <= FUNCTIONS_BY_NAME.keys(), definition.name

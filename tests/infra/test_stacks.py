@@ -224,31 +224,45 @@ def _webhook_env(synth: Synth) -> dict[str, Any]:
     return fn["Properties"]["Environment"]["Variables"]
 
 
-def test_state_machine_from_asl_with_substitutions(synth: Synth) -> None:
-    from tradingbot_infra.functions import ASL_SUBSTITUTIONS
-
+def _machine(synth: Synth, name: str) -> dict[str, Any]:
     machines = synth.resources("compute", "AWS::StepFunctions::StateMachine")
-    pipeline = next(
-        m["Properties"] for m in machines.values() if m["Properties"]["StateMachineName"] == "tradingbot-pipeline"
+    return next(m["Properties"] for m in machines.values() if m["Properties"]["StateMachineName"] == name)
+
+
+def _staged_definition(synth: Synth, machine: dict[str, Any]) -> str:
+    # DefinitionBody.from_file uploads the .asl.json as an S3 asset: the staged copy is the file itself
+    key = machine["DefinitionS3Location"]["Key"]
+    return (synth.outdir / f"asset.{key.split('.')[0]}.json").read_text()
+
+
+def _function_logical_id(synth: Synth, description_prefix: str) -> str:
+    return next(
+        k
+        for k, f in synth.resources("compute", "AWS::Lambda::Function").items()
+        if f["Properties"]["Description"].startswith(description_prefix)
     )
+
+
+def test_state_machine_from_asl_with_substitutions(synth: Synth) -> None:
+    from tradingbot_infra.asl import substitutions
+    from tradingbot_infra.paths import STATE_MACHINE_ASL
+
+    pipeline = _machine(synth, "tradingbot-pipeline")
     assert pipeline["StateMachineType"] == "STANDARD"
     assert pipeline["LoggingConfiguration"]["Level"] == "ALL"
     assert pipeline["LoggingConfiguration"]["IncludeExecutionData"] is False
     assert pipeline["TracingConfiguration"] == {"Enabled": True}
     subs = pipeline["DefinitionSubstitutions"]
-    assert set(subs) == set(ASL_SUBSTITUTIONS)
+    assert set(subs) == set(substitutions(STATE_MACHINE_ASL))
     for ref in subs.values():
         assert "Fn::GetAtt" in ref and ref["Fn::GetAtt"][1] == "Arn"
-    # DefinitionBody.from_file uploads the .asl.json as an S3 asset: the staged copy is the file itself
-    from tradingbot_infra.paths import STATE_MACHINE_ASL
-
-    key = pipeline["DefinitionS3Location"]["Key"]
-    staged = synth.outdir / f"asset.{key.split('.')[0]}.json"
-    assert staged.read_text() == STATE_MACHINE_ASL.read_text()
+    assert _staged_definition(synth, pipeline) == STATE_MACHINE_ASL.read_text()
     assert "STATE_MACHINE_ARN" in _webhook_env(synth)
 
 
 def test_optimisation_schedule(synth: Synth) -> None:
+    from tradingbot_infra.paths import OPTIMISE_ASL
+
     t = synth.template("compute")
     t.has_resource_properties(
         "AWS::Events::Rule",
@@ -257,12 +271,26 @@ def test_optimisation_schedule(synth: Synth) -> None:
             "Targets": [Match.object_like({"Arn": {"Ref": Match.string_like_regexp("Optimise")}})],
         },
     )
-    opt = next(
-        m["Properties"]
-        for m in synth.resources("compute", "AWS::StepFunctions::StateMachine").values()
-        if m["Properties"]["StateMachineName"] == "tradingbot-optimise"
-    )
-    assert "DISTRIBUTED" in json.dumps(opt["DefinitionString"])
+    opt = _machine(synth, "tradingbot-optimise")
+    # statemachines/optimise.asl.json, staged as is, its one placeholder the backtest function
+    definition = _staged_definition(synth, opt)
+    assert definition == OPTIMISE_ASL.read_text()
+    assert "DISTRIBUTED" in definition
+    backtest = _function_logical_id(synth, "optimisation worker")
+    assert opt["DefinitionSubstitutions"] == {"BacktestFunctionArn": {"Fn::GetAtt": [backtest, "Arn"]}}
+    assert opt["LoggingConfiguration"]["Level"] == "ALL"
+    assert opt["TracingConfiguration"] == {"Enabled": True}
+    # a file definition is opaque to CDK: the invoke and Distributed Map grants are written out
+    role = opt["RoleArn"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for p in synth.resources("compute", "AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {"lambda:InvokeFunction", "states:StartExecution", "states:DescribeExecution"} <= actions
+    assert {"states:StopExecution", "states:RedriveExecution"} <= actions
     from tradingbot.domain.strategies import REGISTRY
 
     rule = next(iter(synth.resources("compute", "AWS::Events::Rule").values()))

@@ -22,7 +22,7 @@ from tradingbot.adapters.persistence.models import TABLES
 from tradingbot.entrypoints.local.runner import LocalStepFunctions
 from tradingbot.entrypoints.local.servers import running_servers
 from tradingbot.pipeline.runtime import Runtime, set_runtime
-from tradingbot.pipeline.settings import PipelineSettings
+from tradingbot.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +111,7 @@ def runtime(db: Engine, cache: Cache, servers: Servers, monkeypatch: pytest.Monk
     # a test with the model on
     monkeypatch.setenv("MODEL_ARTIFACT_URI", "off")
     _clear_model_cache()
-    rt = Runtime(settings=PipelineSettings(), database_url=servers.database_url, redis_url=servers.redis_url)
+    rt = Runtime(config=Settings(), database_url=servers.database_url, redis_url=servers.redis_url)
     set_runtime(rt)
     yield rt
     set_runtime(None)

@@ -6,7 +6,6 @@ import time
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 from tradingbot.adapters.persistence.config import Servers
 from tradingbot.adapters.persistence.db import check_connection, create_db_engine, get_engine, redact, session_scope
@@ -17,7 +16,7 @@ def test_statement_timeout_is_enforced_by_the_server_and_the_connection_survives
     engine = create_db_engine(servers.database_url, statement_timeout_ms=200)
     try:
         started = time.monotonic()
-        with pytest.raises(DBAPIError, match="statement timeout"), session_scope(engine) as s:
+        with pytest.raises(DatabaseUnavailable, match="statement timeout"), session_scope(engine) as s:
             s.execute(text("SELECT pg_sleep(3)"))
         assert time.monotonic() - started < 2
         with session_scope(engine) as s:  # the same pooled connection keeps working

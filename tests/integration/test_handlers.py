@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tradingbot.pipeline.runtime import Runtime
 
@@ -86,7 +87,7 @@ def telegram(runtime: Runtime) -> Iterator[list[dict[str, Any]]]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Telegram.received = []
     runtime.settings = runtime.settings.model_copy(update={
-        "telegram_bot_token": "TESTTOKEN", "telegram_chat_id": "42",
+        "telegram_bot_token": SecretStr("TESTTOKEN"), "telegram_chat_id": "42",
         "telegram_api_url": f"http://127.0.0.1:{server.server_address[1]}",
     })  # fmt: skip
     yield _Telegram.received
@@ -94,7 +95,10 @@ def telegram(runtime: Runtime) -> Iterator[list[dict[str, Any]]]:
 
 
 def test_notify_sends_the_trade_and_alarms_to_telegram(telegram: list[dict[str, Any]]) -> None:
-    state = event("pipeline_input.json") | {"execution": {"status": "filled"}}
+    state = event("pipeline_input.json")
+    # the Execute stage's report, as the contract has it (tradingbot.pipeline.contracts.ExecutionResult)
+    state["execution"] = {"status": "filled", "decision_id": state["idempotency_key"], "account_id": 1,
+                          "symbol": "BTC/USDT:USDT", "action": "long"}  # fmt: skip
     out = load_handler("notify")(state, None)
     assert out["channel"] == "telegram" and out["message_id"] == 1
     assert telegram[0]["chat_id"] == "42" and telegram[0]["text"] == "bollinger long BTCUSDT @ 56588.0: filled"
@@ -104,9 +108,9 @@ def test_notify_sends_the_trade_and_alarms_to_telegram(telegram: list[dict[str, 
 
 
 def test_notify_refusal_is_a_stage_error(telegram: list[dict[str, Any]], runtime: Runtime) -> None:
-    from tradingbot.pipeline.stages import StageError
+    from tradingbot.pipeline.common import StageError
 
-    runtime.settings = runtime.settings.model_copy(update={"telegram_bot_token": "WRONG"})
+    runtime.settings = runtime.settings.model_copy(update={"telegram_bot_token": SecretStr("WRONG")})
     with pytest.raises(StageError, match="telegram refused the message: Unauthorized"):
         load_handler("notify")(event("pipeline_input.json"), None)
 
@@ -119,9 +123,10 @@ def test_backtest_worker_ranks_a_grid() -> None:
     assert best[0]["sharpe"] >= best[1]["sharpe"]
 
 
-def test_webhook_module_does_not_load_pandas_or_numba() -> None:
-    # the webhook ships as a small zip Lambda: its import graph must stay free of the heavy stack
-    code = ("import sys; import tradingbot.entrypoints.lambdas.handlers; "
+@pytest.mark.parametrize("module", ["webhook", "predict", "vote", "validate", "execute", "notify", "record_outcome"])
+def test_zip_lambdas_do_not_load_pandas_or_numba(module: str) -> None:
+    # the webhook and the other zip Lambdas ship without the heavy stack: their import graphs stay free of it
+    code = (f"import sys; import tradingbot.entrypoints.lambdas.{module}; "
             "heavy = [m for m in ('pandas', 'numba', 'pandas_ta') if m in sys.modules]; print(heavy)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
@@ -130,12 +135,13 @@ def test_webhook_module_does_not_load_pandas_or_numba() -> None:
 def test_order_and_signal_events_are_logged_for_the_metric_filters(
     runtime: Runtime, account: tuple[int, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tradingbot.pipeline.stages import strategies_stage
+    from tradingbot.pipeline.contracts import PipelineState
+    from tradingbot.pipeline.strategies import strategies_stage
 
     state = event("pipeline_input.json") | {"account_id": account[0], "ballots": [],
                                             "predict": {"model": "unavailable", "reason": "off"}}  # fmt: skip
     state["alert"] = dict(state["alert"], strategy="macd_stochastic")
-    state["strategies"] = strategies_stage(runtime, state)
+    state["strategies"] = strategies_stage(runtime, PipelineState.model_validate(state)).to_json()
     out = load_handler("validate")(state, None)
     assert out["action"] == "reject"
     # Powertools puts `extra` keys on the record; its JSON formatter prints them as top-level fields,

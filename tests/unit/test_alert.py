@@ -47,3 +47,20 @@ def test_idempotency_key_ignores_the_token_and_comment_but_not_the_content() -> 
     assert idempotency_key(1, a) == idempotency_key(1, b) != idempotency_key(1, c)
     assert idempotency_key(1, a) != idempotency_key(2, a)
     assert len(idempotency_key(1, a)) <= 80
+
+
+def test_the_pipeline_alert_is_the_body_without_its_token() -> None:
+    from pydantic import ValidationError
+
+    from tradingbot.domain.alert import AlertContent, TradingViewAlert
+
+    alert = parse_alert(body(comment="first"), 8192)
+    content = alert.content()
+    assert type(content) is AlertContent and isinstance(alert, AlertContent)
+    assert "token" not in content.public() and content.public() == alert.public()
+    # the same content keys the same execution, with or without the token
+    assert idempotency_key(1, content) == idempotency_key(1, alert)
+    assert AlertContent.model_validate(alert.public()) == content
+    with pytest.raises(ValidationError, match="token"):
+        AlertContent.model_validate(alert.public() | {"token": "t" * 32})
+    assert set(TradingViewAlert.model_fields) - set(AlertContent.model_fields) == {"token"}

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 import json
+import math
+import subprocess
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tradingbot.domain.candles import bundled_path
+from tradingbot.domain.backtest import BacktestConfig, BacktestResult, run_strategy
+from tradingbot.domain.backtest.report import to_json
+from tradingbot.domain.candles import bundled_path, load_candles
 from tradingbot.entrypoints.cli import app
 
 runner = CliRunner()
@@ -114,3 +121,92 @@ def test_optimize_runs_the_grid_and_ranks(tmp_path: Path) -> None:
 def test_strategies_lists_parameters() -> None:
     res = runner.invoke(app, ["strategies"])
     assert res.exit_code == 0 and "ema_crossover" in res.output and "fast (int)" in res.output
+
+
+def _reference_json(result: BacktestResult) -> str:
+    """The --json writer as it was (a strftime per time, json's indent=1 encoder): the contract."""
+
+    def iso(ts: pd.Timestamp) -> str:
+        return str(ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    trades = [
+        {"entry_time": iso(r.entry_time), "exit_time": iso(r.exit_time), "side": r.side,
+         "entry_price": float(r.entry_price), "exit_price": float(r.exit_price), "quantity": float(r.quantity),
+         "pnl": float(r.pnl), "fees": float(r.fees), "funding": float(r.funding), "exit_reason": r.exit_reason}
+        for r in result.trades.itertuples(index=False)
+    ]  # fmt: skip
+    doc = {
+        "strategy": result.strategy,
+        "params": result.params,
+        "config": asdict(result.config),
+        "metrics": {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.metrics.items()},
+        "trades": trades,
+        "equity": [{"time": iso(t), "equity": float(v)} for t, v in result.equity.items()],
+    }
+    return json.dumps(doc, indent=1)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "bars", "config"),
+    [
+        ("ema_crossover", None, BacktestConfig()),
+        ("bollinger", 2000, BacktestConfig(stop_loss=0.01, take_profit=0.02, leverage=5.0, slippage_bps=2.0)),
+        ("supertrend", 40, BacktestConfig()),  # no trade: empty list
+    ],
+)
+def test_json_is_byte_for_byte_the_documented_format(
+    tmp_path: Path, strategy: str, bars: int | None, config: BacktestConfig
+) -> None:
+    candles = load_candles(bundled_path())
+    candles = candles.iloc[:bars] if bars else candles
+    result = run_strategy(candles, strategy, None, config)
+    assert to_json(result) == _reference_json(result)
+    assert json.dumps(result.to_dict(), indent=1) == _reference_json(result)
+    data = tmp_path / "c.csv"
+    candles.to_csv(data, index_label="timestamp", date_format="%Y-%m-%dT%H:%M:%SZ")
+    out = tmp_path / "r.json"
+    args = ["backtest", "--strategy", strategy, "--data", str(data), "--json", str(out), "--leverage",
+            str(config.leverage), "--stop-loss", str(config.stop_loss), "--take-profit", str(config.take_profit),
+            "--slippage-bps", str(config.slippage_bps)]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert out.read_text() == _reference_json(result)
+
+
+def test_json_writes_non_finite_numbers_as_json_does() -> None:
+    result = run_strategy(load_candles(bundled_path()).iloc[:500], "ema_crossover")
+    result.equity.iloc[[3, 4, 5]] = [math.nan, math.inf, -math.inf]
+    assert to_json(result) == _reference_json(result)
+
+
+HEAVY = ("pandas", "numpy", "numba", "sqlalchemy", "ccxt", "boto3", "onnxruntime", "pandas_ta", "plotly",
+         "pydantic_settings", "redis", "cryptography")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["", "accounts", "keys", "servers", "executions", "model", "backtest", "optimize", "strategies", "reconcile",
+     "feed", "serve", "replay", "kill-switch"],
+)  # fmt: skip
+def test_help_imports_no_heavy_library(command: str) -> None:
+    """`tradingbot --help` and every `tradingbot <command> --help` load none of the heavy libraries
+    (each command imports what it needs when it runs), so help answers in well under 0.3 s."""
+    code = (
+        "import sys\n"
+        "from tradingbot.entrypoints.cli import app\n"
+        "try:\n"
+        f"    app([*{command.split()!r}, '--help'], prog_name='tradingbot')\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        f"print('loaded:', *(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert "Usage: tradingbot" in done.stdout
+    assert done.stdout.splitlines()[-1] == "loaded:"
+
+
+def test_accounts_cli_lists_the_exchanges_the_model_allows() -> None:
+    from tradingbot.adapters.persistence.models import EXCHANGES as MODEL_EXCHANGES
+    from tradingbot.entrypoints.cli.accounts import EXCHANGES
+
+    assert EXCHANGES == MODEL_EXCHANGES

@@ -22,6 +22,8 @@ rate-limit counters         the CALLER CHOOSES with ``when_unavailable``: ingres
                             order path's limit refuses.
 order gate                  REFUSE: ``order_gate`` raises ``TradingHalted``. Without Redis we can
                             see neither the kill switch nor the order rate: no trading blind.
+leases (``acquire_lease``)  REFUSE: no lease is granted, so the caller does not act (the order
+                            service sends nothing). Releasing is best effort: the lease expires.
 ==========================  =====================================================================
 
 The reasoning is in docs/adr/0003-redis-unavailable.md.
@@ -32,8 +34,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -41,8 +45,11 @@ from typing import Any, Literal, TypeVar
 import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+
+from tradingbot.errors import DependencyUnavailable, PermanentError
 
 PRICE_TTL_S = 15
 CANDLES_TTL_S = 15
@@ -57,12 +64,30 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class CacheUnavailable(Exception):  # noqa: N818 - reads as the state it reports
-    """Redis could not be reached (the message names host:port, never a password)."""
+class CacheUnavailable(DependencyUnavailable):
+    """Redis could not be reached (the message names host:port, never a password). Transient: redis
+    ``ConnectionError``/``TimeoutError`` and socket errors become this, here and nowhere else."""
 
 
-class TradingHalted(Exception):  # noqa: N818
-    """The order path refuses: kill switch engaged, Redis unreachable, or order rate exceeded."""
+class TradingHalted(PermanentError):  # noqa: N818
+    """The order path refuses: kill switch engaged, Redis unreachable, or order rate exceeded.
+    Permanent for this decision: the alert is not retried into a market that has moved on."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held lease on ``key``: ours until released or until its TTL runs out. ``token`` proves
+    ownership, so a holder whose lease expired cannot release the next holder's."""
+
+    key: str
+    token: str
+
+
+# The single-instance lock of the SET command's documentation (https://redis.io/commands/set/,
+# "Patterns"): SET key token NX EX ttl to take it, and a script that deletes the key only if it
+# still holds our token, so an expired holder never frees someone else's lease. The check and the
+# delete must be one atomic step, hence Lua (https://redis.io/commands/eval/).
+_RELEASE_LEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 @dataclass(frozen=True)
@@ -155,6 +180,37 @@ class Cache:
     def claim(self, key: str, ttl_s: int = IDEMPOTENCY_TTL_S) -> bool:
         """SET NX: True for the first caller with ``key``, False for every duplicate."""
         return self._strict(lambda: bool(self.client.set(f"{PREFIX}idem:{key}", b"1", nx=True, ex=ttl_s)))
+
+    # ---------------------------------------------------------- leases (refuse)
+
+    def acquire_lease(self, name: str, ttl_s: int) -> Lease | None:
+        """Take the lease ``name`` (key ``tb:<name>``) for ``ttl_s`` seconds; None if another holder has it or Redis
+        failed in any way (unreachable, or an error reply): without a lease the caller must not act."""
+        lease = Lease(PREFIX + name, secrets.token_hex(8))
+        try:
+            taken = self.client.set(lease.key, lease.token, nx=True, ex=ttl_s)
+        except (RedisError, OSError):
+            return None
+        return lease if taken else None
+
+    def release_lease(self, lease: Lease) -> bool:
+        """Give the lease back; False if it was no longer ours (expired) or Redis failed, in which
+        case it expires by itself after its TTL."""
+        try:
+            return bool(self.client.eval(_RELEASE_LEASE, 1, lease.key, lease.token))
+        except (RedisError, OSError):
+            return False
+
+    @contextmanager
+    def lease(self, name: str, ttl_s: int) -> Iterator[Lease | None]:
+        """``with cache.lease(name, ttl) as held:`` ``held`` is None when the lease was not granted;
+        a granted one is released on the way out, whatever happens inside."""
+        held = self.acquire_lease(name, ttl_s)
+        try:
+            yield held
+        finally:
+            if held is not None:
+                self.release_lease(held)
 
     # ---------------------------------------------------------- kill switch (refuse)
 

@@ -37,6 +37,8 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tradingbot.errors import PermanentError
+
 MAGIC = b"TBE1"
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -48,7 +50,7 @@ _MIN_BLOB = _HEADER + _WRAPPED + NONCE_BYTES + TAG_BYTES
 _KEK_ID_LABEL = b"tradingbot key-encryption key id v1"
 
 
-class CryptoError(Exception):
+class CryptoError(PermanentError):
     """Base class; messages never contain key material or plaintext."""
 
 
@@ -228,26 +230,45 @@ class SecretsManagerKeyProvider:
     """KEK on AWS: the secret's ``AWSCURRENT`` version encrypts, ``AWSPREVIOUS`` stays readable, so
     ``put-secret-value`` followed by ``tradingbot keys rotate`` is a complete rotation.
 
-    The only place in the domain package that touches boto3; keys are fetched once per cold start."""
+    Read through Powertools' Parameters utility like every other secret (adapters/aws.py;
+    https://docs.powertools.aws.dev/lambda/python/latest/utilities/parameters/), with its default
+    provider, or one around ``client`` when given. Each stage is fetched once per provider."""
 
     def __init__(self, secret_id: str, client: Any = None) -> None:
         self._secret_id = secret_id
         self._client = client
+        self._provider: Any = None
         self._cache: dict[str, Kek | None] = {}
+
+    def _fetch(self, stage: str) -> str:
+        from aws_lambda_powertools.utilities import parameters  # AWS adapter only; loads boto3
+
+        from tradingbot.adapters.aws import SECRET_MAX_AGE_S
+
+        if self._provider is None:
+            client = self._client
+            self._provider = parameters.SecretsProvider(boto3_client=client) if client is not None else None
+        get = self._provider.get if self._provider is not None else parameters.get_secret
+        # Powertools keys its cache by secret name (and transform) only, not by VersionStage
+        # (parameters/base.py _build_cache_key; the same bug in the TypeScript port:
+        # https://github.com/aws-powertools/powertools-lambda-typescript/issues/5622), so the
+        # previous version is read past the cache and not stored (force_fetch, max_age=0): it can
+        # never be served in place of the current key.
+        if stage == "AWSCURRENT":
+            return str(get(self._secret_id, max_age=SECRET_MAX_AGE_S, VersionStage=stage))
+        return str(get(self._secret_id, max_age=0, force_fetch=True, VersionStage=stage))
 
     def _get(self, stage: str) -> Kek | None:
         if stage not in self._cache:
-            if self._client is None:
-                import boto3  # type: ignore[import-untyped]  # AWS adapter only
-
-                self._client = boto3.client("secretsmanager")
             try:
-                value = self._client.get_secret_value(SecretId=self._secret_id, VersionStage=stage)
-            except self._client.exceptions.ResourceNotFoundException:
+                value: str | None = self._fetch(stage)
+            except Exception as exc:
+                if not _not_found(exc):
+                    raise
                 if stage == "AWSCURRENT":
                     raise WrongKeyEncryptionKeyError(f"secret {self._secret_id!r} has no current KEK") from None
-                value = None
-            self._cache[stage] = Kek.from_base64(value["SecretString"]) if value else None
+                value = None  # no AWSPREVIOUS yet: the secret was never rotated
+            self._cache[stage] = Kek.from_base64(value) if value else None
         return self._cache[stage]
 
     def current(self) -> Kek:
@@ -261,6 +282,14 @@ class SecretsManagerKeyProvider:
             if kek is not None and kek.id == kek_id:
                 return kek
         return None
+
+
+def _not_found(exc: BaseException) -> bool:
+    """Secrets Manager's ResourceNotFoundException (no such secret, or no version with that stage),
+    which Powertools re-raises as GetParameterError with the ClientError as its context."""
+    cause = exc.__cause__ or exc.__context__
+    response = getattr(cause, "response", None) or getattr(exc, "response", None)
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") == "ResourceNotFoundException"
 
 
 def local_key_file_provider(data_dir: Path) -> KeyRing:

@@ -13,13 +13,18 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from tradingbot.adapters.cache import Cache
+from tradingbot.errors import PermanentError
 
 if TYPE_CHECKING:  # the webhook imports this module and must not load pandas
     import pandas as pd
 
 
-class MarketDataError(RuntimeError):
-    """No trustworthy candles for the symbol: the stage fails closed instead of guessing."""
+class MarketDataUnavailable(PermanentError, RuntimeError):  # noqa: N818 - reads as the state it reports
+    """No trustworthy candles for the symbol: the stage fails closed instead of guessing.
+
+    Permanent, although named for a state: an alert is about the bar it fired on, and a retry
+    minutes later would decide on other candles. (Not to be confused with
+    :class:`~tradingbot.domain.candles.CandleDataError`: candles that were read but are invalid.)"""
 
 
 class CandleSource(Protocol):
@@ -36,7 +41,7 @@ class BundledCandles:
 
     def candles(self, symbol: str, bars: int) -> pd.DataFrame:
         if bars < 2:
-            raise MarketDataError(f"{symbol}: at least 2 bars needed, asked for {bars}")
+            raise MarketDataUnavailable(f"{symbol}: at least 2 bars needed, asked for {bars}")
         return self._frame.iloc[-bars:]
 
     def last_price(self) -> float:

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from tradingbot.errors import PermanentError
+
 Action = Literal["buy", "sell", "long", "short", "close", "flat"]
 
 
@@ -29,7 +31,7 @@ def _float_to_decimal(value: Any) -> Any:
 Number = Annotated[Decimal, BeforeValidator(_float_to_decimal), Field(gt=0, max_digits=20, decimal_places=10)]
 
 
-class AlertError(ValueError):
+class AlertError(PermanentError, ValueError):
     """A refused alert: ``status`` is the HTTP status, ``reason`` a stable code, ``message`` names the field."""
 
     def __init__(self, status: int, reason: str, message: str) -> None:
@@ -39,12 +41,13 @@ class AlertError(ValueError):
         self.message = message
 
 
-class TradingViewAlert(BaseModel):
-    """Body of ``POST /webhook/tradingview``."""
+class AlertContent(BaseModel):
+    """What an alert says, without the token that authenticated it: what the pipeline state, the
+    decision records and replays carry. The webhook's body model extends it with the token, so the
+    two can never drift apart and no stage needs a placeholder token to read an alert."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    token: Annotated[str, Field(min_length=16, max_length=128, description="the account's webhook token")]
     strategy: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     symbol: Annotated[
         str,
@@ -84,6 +87,16 @@ class TradingViewAlert(BaseModel):
         return json.loads(self.model_dump_json(exclude={"token"}))  # type: ignore[no-any-return]
 
 
+class TradingViewAlert(AlertContent):
+    """Body of ``POST /webhook/tradingview``: the alert's content and the account's token."""
+
+    token: Annotated[str, Field(min_length=16, max_length=128, description="the account's webhook token")]
+
+    def content(self) -> AlertContent:
+        """The same alert without its token (what enters the pipeline)."""
+        return AlertContent.model_validate(self.public())
+
+
 def parse_alert(body: bytes | str | None, max_bytes: int) -> TradingViewAlert:
     raw = body.encode() if isinstance(body, str) else (body or b"")
     if len(raw) > max_bytes:
@@ -104,7 +117,7 @@ def parse_alert(body: bytes | str | None, max_bytes: int) -> TradingViewAlert:
         raise AlertError(422, "invalid_field", f"{field}: {first['msg']}") from None
 
 
-def check_freshness(alert: TradingViewAlert, now: dt.datetime, max_age_s: int) -> None:
+def check_freshness(alert: AlertContent, now: dt.datetime, max_age_s: int) -> None:
     age = (now - alert.time).total_seconds()
     if age > max_age_s:
         raise AlertError(422, "stale_alert", f"time: alert is {age:.0f} s old; the limit is {max_age_s} s")
@@ -112,7 +125,7 @@ def check_freshness(alert: TradingViewAlert, now: dt.datetime, max_age_s: int) -
         raise AlertError(422, "future_alert", f"time: alert is {-age:.0f} s in the future")
 
 
-def idempotency_key(account_id: int, alert: TradingViewAlert) -> str:
+def idempotency_key(account_id: int, alert: AlertContent) -> str:
     """Same account + same alert content = same key, however often TradingView delivers it.
 
     The key is also the Step Functions execution name (max 80 chars, [A-Za-z0-9-_]).

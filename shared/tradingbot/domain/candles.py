@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tradingbot.errors import PermanentError
+
 OHLCV = ("open", "high", "low", "close", "volume")
 BUNDLED_1H = "BTCUSDT-1h.csv.gz"
 
 
-class CandleDataError(ValueError):
+class CandleDataError(PermanentError, ValueError):
     """Candle input that cannot be trusted; the message names the row or column and why."""
 
 

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from tradingbot import errors
+
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop_market", "take_profit_market"]
 OrderStatus = Literal["open", "partially_filled", "filled", "canceled", "rejected"]
@@ -28,15 +30,18 @@ TERMINAL: frozenset[str] = frozenset({"filled", "canceled", "rejected"})
 # ------------------------------------------------------------------ errors
 
 
-class ExchangeError(Exception):
-    """Base class. ``reason`` is a stable code stored with a rejection; ``str()`` is for people."""
+class ExchangeError(errors.TradingBotError):
+    """The family of venue errors, never raised itself: each leaf is also a
+    :class:`~tradingbot.errors.PermanentError` (a refusal: the order was not placed, or is already)
+    or a :class:`~tradingbot.errors.TransientError` (unavailable or rate limited: ask again later).
+    ``reason`` is a stable code stored with a rejection; ``str()`` is for people."""
 
     reason = "exchange_error"
     # True when the order certainly did not reach the book: safe to report as rejected
     definitely_not_placed = True
 
 
-class UnknownSymbol(ExchangeError):  # noqa: N818 - the issue names these errors
+class UnknownSymbol(ExchangeError, errors.PermanentError):  # noqa: N818 - the issue names these errors
     reason = "unknown_symbol"
 
     def __init__(self, symbol: str, exchange: str) -> None:
@@ -44,7 +49,7 @@ class UnknownSymbol(ExchangeError):  # noqa: N818 - the issue names these errors
         self.symbol = symbol
 
 
-class BelowMinimum(ExchangeError):  # noqa: N818
+class BelowMinimum(ExchangeError, errors.PermanentError):  # noqa: N818
     reason = "below_minimum"
 
     def __init__(self, symbol: str, what: Literal["quantity", "notional"], value: Decimal, minimum: Decimal) -> None:
@@ -56,43 +61,43 @@ class BelowMinimum(ExchangeError):  # noqa: N818
         self.what = what
 
 
-class LeverageTooHigh(ExchangeError):  # noqa: N818
+class LeverageTooHigh(ExchangeError, errors.PermanentError):  # noqa: N818
     reason = "leverage_too_high"
 
     def __init__(self, symbol: str, leverage: int, maximum: int, whose: str) -> None:
         super().__init__(f"leverage: {leverage}x for {symbol} is above {whose} maximum of {maximum}x")
 
 
-class InsufficientMargin(ExchangeError):  # noqa: N818
+class InsufficientMargin(ExchangeError, errors.PermanentError):  # noqa: N818
     reason = "insufficient_margin"
 
 
-class OrderRejected(ExchangeError):  # noqa: N818
+class OrderRejected(ExchangeError, errors.PermanentError):  # noqa: N818
     reason = "order_rejected"
 
 
-class MissingCredentials(ExchangeError):  # noqa: N818
+class MissingCredentials(ExchangeError, errors.PermanentError):  # noqa: N818
     reason = "missing_credentials"
 
 
-class DuplicateOrder(ExchangeError):  # noqa: N818
+class DuplicateOrder(ExchangeError, errors.PermanentError):  # noqa: N818
     """The venue already has an order with this client id: for us, "already placed"."""
 
     reason = "duplicate_client_order_id"
     definitely_not_placed = False
 
 
-class RateLimited(ExchangeError):  # noqa: N818
-    """429/418: the request was refused before it was processed; retry after ``retry_after_s``."""
+class RateLimited(ExchangeError, errors.RateLimited):  # noqa: N818
+    """429/418: the request was refused before it was processed; retry after ``retry_after_s``.
+    Transient; unlike :class:`tradingbot.errors.RateLimited` it takes ``retry_after_s`` positionally."""
 
     reason = "rate_limited"
 
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+        super().__init__(message, retry_after_s=retry_after_s)
 
 
-class ExchangeUnavailable(ExchangeError):  # noqa: N818
+class ExchangeUnavailable(ExchangeError, errors.DependencyUnavailable):  # noqa: N818
     """Timeout, connection error or 5xx: whether a create reached the book is UNKNOWN, so the
     caller must look the order up by its client id before it sends anything again."""
 

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tradingbot.errors import PermanentError
+
 FloatArray = np.ndarray
 
 # Bump FEATURE_SET when the definition below changes: an artifact trained on another definition is
@@ -52,7 +54,7 @@ MIN_CANDLES = WARMUP_BARS + WINDOW  # the first window ends on bar 258
 VOLUME_MEAN = 20
 
 
-class FeatureError(ValueError):
+class FeatureError(PermanentError, ValueError):
     """Candles the model cannot be fed honestly: too few, non-finite, or the wrong feature set.
 
     A ``ValueError`` so the pipeline's predict stage turns it into a stage error (fail closed)."""

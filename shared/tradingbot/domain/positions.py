@@ -42,6 +42,7 @@ from tradingbot.domain.exchange import (
     Position,
     Side,
 )
+from tradingbot.errors import PermanentError
 
 Action = Literal["long", "short", "flat", "close", "reverse"]
 SizingMode = Literal["fixed_notional", "pct_equity", "risk_per_trade"]
@@ -49,7 +50,7 @@ LegName = Literal["close", "open", "sl", "tp"]
 _LEG_CODE = {"close": "c", "open": "o", "sl": "s", "tp": "t"}
 
 
-class InvalidIntent(ExchangeError):  # noqa: N818
+class InvalidIntent(ExchangeError, PermanentError):  # noqa: N818
     reason = "invalid_intent"
 
 

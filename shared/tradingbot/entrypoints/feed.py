@@ -1,6 +1,6 @@
 """``python -m tradingbot.entrypoints.feed``: the live market feed (the Fargate task's command).
 
-Settings come from ``FEED_*`` variables (tradingbot/feed/settings.py) and ``REDIS_URL``. Stops
+Settings come from ``FEED_*`` variables and ``REDIS_URL`` (``Settings.feed``). Stops
 cleanly on SIGTERM (ECS) or SIGINT.
 """
 
@@ -14,12 +14,12 @@ import sys
 
 from tradingbot.adapters.feed.health import start_health
 from tradingbot.adapters.feed.service import service_from_settings
-from tradingbot.adapters.feed.settings import FeedSettings
+from tradingbot.settings import FeedSection, get_settings
 
 log = logging.getLogger("tradingbot.adapters.feed")
 
 
-async def main(settings: FeedSettings) -> None:
+async def main(settings: FeedSection) -> None:
     service = service_from_settings(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -43,7 +43,7 @@ async def main(settings: FeedSettings) -> None:
 
 def run() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(main(FeedSettings()))
+    asyncio.run(main(get_settings().feed))
     return 0
 
 

@@ -3,7 +3,8 @@
 The decision id that client order ids derive from is the *alert's* idempotency key, not the
 execution name: a replay of the same alert re-derives the same ids, so the exchange layer finds
 the order already placed instead of sending a second one. ``tradingbot replay --new-order`` adds an
-``order_nonce`` to the state, which gives new ids on purpose.
+``order_nonce`` to the state, which gives new ids on purpose. The same property makes the stage safe
+to retry after a timeout or a dependency outage: the retry resumes from the stored order rows.
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ from typing import Any
 from tradingbot.adapters.persistence.config import envelope_cipher
 from tradingbot.adapters.persistence.db import session_scope
 from tradingbot.domain.positions import TradeIntent
+from tradingbot.pipeline.common import StageError
+from tradingbot.pipeline.contracts import ExecutionResult, PipelineState
 from tradingbot.pipeline.order_service import default_exchange_factory, execute_intent
 from tradingbot.pipeline.runtime import Runtime
-from tradingbot.pipeline.stages import StageError
 
 
-def order_decision_id(state: dict[str, Any]) -> str:
-    key = state.get("idempotency_key")
-    if not key:
-        raise StageError("state lacks idempotency_key: cannot derive client order ids")
-    nonce = state.get("order_nonce")
-    return f"{key}-{nonce}" if nonce else str(key)
+def order_decision_id(state: PipelineState) -> str:
+    key = state.idempotency_key
+    return f"{key}-{state.order_nonce}" if state.order_nonce else key
 
 
 _lock = threading.Lock()
@@ -45,11 +44,10 @@ def _factory(rt: Runtime) -> tuple[Any, Any]:
         return cached
 
 
-def execute_stage(rt: Runtime, state: dict[str, Any]) -> dict[str, Any]:
-    intent_json = (state.get("validation") or {}).get("intent")
-    if not intent_json:
+def execute_stage(rt: Runtime, state: PipelineState) -> ExecutionResult:
+    if state.validation is None:
         raise StageError("state has no validated intent")
-    intent = TradeIntent.from_validation(order_decision_id(state), intent_json)
+    intent = TradeIntent.from_validation(order_decision_id(state), state.validation.intent.to_json())
     sessions, exchanges = _factory(rt)
-    report = execute_intent(sessions, rt.cache(), int(state["account_id"]), intent, exchanges)
-    return report.to_dict()
+    report = execute_intent(sessions, rt.cache(), state.account_id, intent, exchanges)
+    return ExecutionResult.model_validate(report.to_dict())

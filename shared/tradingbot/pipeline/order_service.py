@@ -49,26 +49,18 @@ keep that window small; ``reconcile`` reports any drift it leaves.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from redis.exceptions import RedisError
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
-
-from tradingbot.adapters.cache import PREFIX, Cache, TradingHalted
+from tradingbot.adapters.cache import Cache, TradingHalted
 from tradingbot.adapters.crypto import EnvelopeCipher
 from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.errors import DuplicateClientOrderId
-from tradingbot.adapters.persistence.models import Account, Execution, Fill, Order
 from tradingbot.domain.exchange import (
     Exchange,
     ExchangeError,
@@ -95,12 +87,10 @@ from tradingbot.domain.positions import (
 
 log = logging.getLogger(__name__)
 
-SessionFactory = Callable[[], AbstractContextManager[Session]]
 ExchangeFactory = Callable[[AccountSettings], Exchange]
 ExecutionStatus = Literal["filled", "partially_filled", "rejected", "no_op", "pending"]
 # longer than a placement can take (attempts x (timeout + max delay)), short enough to recover
 _LEASE_S = 120
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 FINAL_EXECUTIONS = frozenset({"filled", "partially_filled", "rejected", "no_op"})
 _DB_FINAL = frozenset({"filled", "canceled", "rejected", "failed"})
 
@@ -205,14 +195,14 @@ class OrderPlacer:
 
     def _status(self, cid: str) -> str:
         with self._sessions() as s:
-            status = s.scalar(select(Order.status).where(Order.client_order_id == cid))
+            status = repo.order_status(s, cid)
         if status is None:
             raise LookupError(f"no order row for client order id {cid!r}")
         return status
 
     def _transition(self, cid: str, target: str, detail: dict[str, Any], exchange_order_id: str | None = None) -> None:
         with self._sessions() as s:
-            current = s.scalar(select(Order.status).where(Order.client_order_id == cid).with_for_update())
+            current = repo.order_status(s, cid, lock=True)
             if current == target or current in _DB_FINAL:
                 return
             if current == "pending" and target not in ("submitted", "rejected", "failed"):
@@ -225,9 +215,9 @@ class OrderPlacer:
         self._transition(result.client_order_id, result.status, detail, result.exchange_order_id)
         if result.filled > 0 and result.average_price is not None:
             with self._sessions() as s:
-                order = s.scalars(select(Order).where(Order.client_order_id == result.client_order_id)).one()
-                known = s.scalar(select(func.coalesce(func.sum(Fill.quantity), 0)).where(Fill.order_id == order.id))
-                delta = result.filled - Decimal(known or 0)
+                order = repo.order_by_client_id(s, result.client_order_id)
+                assert order is not None  # _transition above found it
+                delta = result.filled - repo.filled_quantity(s, order.id)
                 if delta > 0:
                     # one row per cumulative fill level: idempotent however often it is observed
                     share = result.fee * delta / result.filled if result.filled else Decimal(0)
@@ -239,37 +229,21 @@ class OrderPlacer:
     # ---- the protocol
 
     def place(self, leg: str, request: OrderRequest, *, fresh: bool) -> LegReport:
-        cid = request.client_order_id
-        report = LegReport(leg, cid, request.side, request.type, request.quantity, "pending")
-        token = self._lock(cid)
-        if token is None:
-            report.reason = "in_progress: another worker is placing this order, or Redis is unreachable"
-            return report
-        try:
-            return self._place_locked(report, request, fresh=fresh)
-        finally:
-            self._unlock(cid, token)
-
-    def _lock(self, cid: str) -> str | None:
-        """A Redis lease per client order id: two workers never place the same leg at once.
+        """Place one leg under a Redis lease per client order id: two workers never place the same
+        leg at once (a placer built without a cache, as reconcile's is, takes no lease).
 
         Redis, not a PostgreSQL advisory lock: that would pin a second database connection for
         the whole placement, and a Lambda's pool has one (plus one overflow, opened per use).
         Redis unreachable = no lease = nothing sent, as the order gate already decided (ADR 0003)."""
+        cid = request.client_order_id
+        report = LegReport(leg, cid, request.side, request.type, request.quantity, "pending")
         if self._cache is None:
-            return "unlocked"
-        token = secrets.token_hex(8)
-        try:
-            taken = self._cache.client.set(f"{PREFIX}orderlock:{cid}", token, nx=True, ex=_LEASE_S)
-        except (RedisError, OSError):
-            return None
-        return token if taken else None
-
-    def _unlock(self, cid: str, token: str) -> None:
-        if self._cache is None:
-            return
-        with contextlib.suppress(RedisError, OSError):  # the lease expires by itself
-            self._cache.client.eval(_RELEASE, 1, f"{PREFIX}orderlock:{cid}", token)
+            return self._place_locked(report, request, fresh=fresh)
+        with self._cache.lease(f"orderlock:{cid}", _LEASE_S) as lease:
+            if lease is None:
+                report.reason = "in_progress: another worker is placing this order, or Redis is unreachable"
+                return report
+            return self._place_locked(report, request, fresh=fresh)
 
     def _place_locked(self, report: LegReport, request: OrderRequest, *, fresh: bool) -> LegReport:
         cid = request.client_order_id
@@ -349,8 +323,9 @@ class OrderPlacer:
 
     def _from_row(self, report: LegReport) -> LegReport:
         with self._sessions() as s:
-            order = s.scalars(select(Order).where(Order.client_order_id == report.client_order_id)).one()
-            fills = s.execute(select(Fill.quantity, Fill.price).where(Fill.order_id == order.id)).all()
+            order = repo.order_by_client_id(s, report.client_order_id)
+            assert order is not None  # _place_locked read its status
+            fills = repo.order_fills(s, order.id)
             last_event = order.events[-1].detail if order.events else {}
         filled = sum((q for q, _ in fills), Decimal(0))
         report.status = "rejected" if order.status == "failed" else order.status
@@ -367,7 +342,7 @@ class OrderPlacer:
 
 def load_account(session_factory: SessionFactory, account_id: int) -> AccountSettings | None:
     with session_factory() as s:
-        a = s.get(Account, account_id)
+        a = repo.account_by_id(s, account_id)
         if a is None:
             return None
         return AccountSettings(
@@ -381,20 +356,16 @@ def load_account(session_factory: SessionFactory, account_id: int) -> AccountSet
 
 def _stored(session_factory: SessionFactory, account_id: int, decision_id: str) -> dict[str, Any] | None:
     with session_factory() as s:
-        row = s.scalars(
-            select(Execution).where(Execution.account_id == account_id, Execution.decision_key == decision_id)
-        ).one_or_none()
+        row = repo.find_execution(s, account_id, decision_id)
         return dict(row.report) if row is not None and row.status in FINAL_EXECUTIONS else None
 
 
 def _store(session_factory: SessionFactory, report: ExecutionReport) -> None:
-    values = {
-        "symbol": report.symbol[:32], "action": report.action[:16], "status": report.status,
-        "reason": report.reason, "report": report.to_dict(), "updated_at": func.now(),
-    }  # fmt: skip
     with session_factory() as s:
-        stmt = insert(Execution).values(account_id=report.account_id, decision_key=report.decision_id, **values)
-        s.execute(stmt.on_conflict_do_update(index_elements=["account_id", "decision_key"], set_=values))
+        repo.store_execution(
+            s, account_id=report.account_id, decision_key=report.decision_id, symbol=report.symbol,
+            action=report.action, status=report.status, reason=report.reason, report=report.to_dict(),
+        )  # fmt: skip
 
 
 def execute_intent(
@@ -463,10 +434,7 @@ def _execute(
 def _resume(session_factory: SessionFactory, cids: dict[str, str]) -> tuple[list[PlannedLeg], bool]:
     """The legs this decision already wrote (a retry): they are the plan, not a new sizing."""
     with session_factory() as s:
-        rows = {
-            o.client_order_id: o
-            for o in s.scalars(select(Order).where(Order.client_order_id.in_([cids["close"], cids["open"]])))
-        }
+        rows = {o.client_order_id: o for o in repo.orders_by_client_ids(s, [cids["close"], cids["open"]])}
     legs = []
     for leg in ("close", "open"):
         o = rows.get(cids[leg])
@@ -556,15 +524,13 @@ def _overall(report: ExecutionReport) -> tuple[ExecutionStatus, str | None]:
 def _sync_position(
     session_factory: SessionFactory, exchange: Exchange, account_id: int, symbol: str, report: ExecutionReport
 ) -> dict[str, str] | None:
-    from tradingbot.pipeline.reconcile import sync_positions  # reconcile imports this module
-
     try:
         positions = exchange.fetch_positions([symbol])
     except ExchangeError as exc:
         report.warnings.append(f"position not refreshed: {exc}")
         return None
     with session_factory() as s:
-        sync_positions(s, account_id, positions, symbols=[symbol])
+        repo.sync_positions(s, account_id, positions, symbols=[symbol])
     pos: Position | None = next((p for p in positions if p.symbol == symbol), None)
     if pos is None:
         return None
@@ -623,7 +589,7 @@ def default_exchange_factory(
         if reuse_clients and key in clients:
             return clients[key]
         with session_factory() as s:
-            row = s.get(Account, account.id)
+            row = repo.account_by_id(s, account.id)
             creds = repo.load_credentials(s, row, cipher) if row is not None else None
         if creds is None:
             raise MissingCredentials(

@@ -18,19 +18,15 @@ The venue is the truth for orders and positions; the database is the truth for w
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from tradingbot.adapters.persistence import repositories as repo
-from tradingbot.adapters.persistence.models import Order
+from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.models import Position as StoredPosition
 from tradingbot.domain.exchange import Exchange, ExchangeError, Position
-from tradingbot.pipeline.order_service import OrderPlacer, RetryPolicy, SessionFactory
+from tradingbot.pipeline.order_service import OrderPlacer, RetryPolicy
 
 LIVE = ("pending", "submitted", "open", "partially_filled")
 _CONDITIONAL = ("stop_market", "take_profit_market")
@@ -74,17 +70,14 @@ def reconcile_account(
 
 def _orders(session_factory: SessionFactory, exchange: Exchange, report: ReconcileReport, grace_s: float) -> None:
     with session_factory() as s:
-        rows = s.execute(
-            select(Order.client_order_id, Order.symbol, Order.type, Order.status, Order.created_at)
-            .where(Order.account_id == report.account_id, Order.status.in_(LIVE))
-            .order_by(Order.id)
-        ).all()
+        rows = repo.orders_in_status(s, report.account_id, LIVE)
     placer = OrderPlacer(session_factory, exchange, report.account_id, RetryPolicy())
     now = dt.datetime.now(dt.UTC)
-    for cid, symbol, otype, status, created_at in rows:
+    for row in rows:
+        cid, status = row.client_order_id, row.status
         report.orders_checked += 1
         try:
-            found = exchange.fetch_order_by_client_id(symbol, cid, conditional=otype in _CONDITIONAL)
+            found = exchange.fetch_order_by_client_id(row.symbol, cid, conditional=row.type in _CONDITIONAL)
         except ExchangeError as exc:
             report.drifts.append(Drift("unchecked", cid, status, f"lookup failed: {exc}", "run again later"))
             continue
@@ -96,7 +89,7 @@ def _orders(session_factory: SessionFactory, exchange: Exchange, report: Reconci
                 placer.record(found, "reconcile")
                 drift.fixed = True
         elif status == "pending":
-            if (now - created_at).total_seconds() < grace_s:
+            if (now - row.created_at).total_seconds() < grace_s:
                 continue  # may still be in flight
             drift = Drift("order", cid, status, "unknown to the exchange", "mark failed (never sent)")
             if report.fix:
@@ -122,12 +115,12 @@ def _positions(session_factory: SessionFactory, exchange: Exchange, report: Reco
         report.drifts.append(Drift("unchecked", "positions", "", f"fetch failed: {exc}", "run again later"))
         return
     with session_factory() as s:
-        stored = _stored_positions(s, report.account_id)
+        stored = {p.symbol: p for p in repo.open_positions(s, report.account_id, lock=True)}
         venue = {p.symbol: p for p in live}
         report.positions_checked = len(set(stored) | set(venue))
         for symbol in sorted(set(stored) | set(venue)):
             ours, theirs = stored.get(symbol), venue.get(symbol)
-            if _same(ours, theirs):
+            if repo.position_matches(ours, theirs):
                 continue
             report.drifts.append(
                 Drift(
@@ -140,20 +133,7 @@ def _positions(session_factory: SessionFactory, exchange: Exchange, report: Reco
                 )
             )
         if report.fix:
-            sync_positions(s, report.account_id, live)
-
-
-def _stored_positions(s: Session, account_id: int, symbols: Sequence[str] | None = None) -> dict[str, StoredPosition]:
-    stmt = select(StoredPosition).where(StoredPosition.account_id == account_id, StoredPosition.closed_at.is_(None))
-    if symbols is not None:
-        stmt = stmt.where(StoredPosition.symbol.in_(list(symbols)))
-    return {p.symbol: p for p in s.scalars(stmt.with_for_update())}
-
-
-def _same(ours: StoredPosition | None, theirs: Position | None) -> bool:
-    if ours is None or theirs is None:
-        return ours is None and theirs is None
-    return ours.side == theirs.side and Decimal(ours.quantity) == theirs.quantity
+            repo.sync_positions(s, report.account_id, live)
 
 
 def _describe_stored(p: StoredPosition | None) -> str:
@@ -166,31 +146,3 @@ def _describe_stored(p: StoredPosition | None) -> str:
 
 def _describe(p: Position | None) -> str:
     return "flat" if p is None else f"{p.side} {p.quantity.normalize():f} @ {p.entry_price.normalize():f}"
-
-
-def sync_positions(
-    s: Session, account_id: int, positions: Sequence[Position], *, symbols: Sequence[str] | None = None
-) -> list[str]:
-    """Make the stored open positions equal the venue's (for ``symbols``, or all); returns what changed.
-    A position that changed side is closed and a new row opened, so history keeps both."""
-    stored = _stored_positions(s, account_id, symbols)
-    venue = {p.symbol: p for p in positions if symbols is None or p.symbol in symbols}
-    now = dt.datetime.now(dt.UTC)
-    changes = []
-    for symbol, row in stored.items():
-        theirs = venue.get(symbol)
-        if theirs is None or theirs.side != row.side:
-            row.closed_at = now
-            changes.append(f"closed {symbol} {row.side}")
-        elif not _same(row, theirs):
-            row.quantity, row.entry_price, row.leverage = theirs.quantity, theirs.entry_price, theirs.leverage
-            changes.append(f"resized {symbol} to {theirs.quantity}")
-    s.flush()
-    for symbol, live in venue.items():
-        existing = stored.get(symbol)
-        if existing is None or existing.closed_at is not None:
-            s.add(StoredPosition(account_id=account_id, symbol=symbol, side=live.side, quantity=live.quantity,
-                                 entry_price=live.entry_price, leverage=live.leverage))  # fmt: skip
-            changes.append(f"opened {symbol} {live.side}")
-    s.flush()
-    return changes

@@ -8,35 +8,47 @@ touches Redis never connects to it.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from tradingbot.adapters.cache import Cache
 from tradingbot.adapters.market import CandleSource
-from tradingbot.adapters.persistence.config import PersistenceSettings, database_url, redis_url
+from tradingbot.adapters.persistence.config import database_url, redis_url
 from tradingbot.adapters.persistence.db import get_engine
-from tradingbot.pipeline.settings import PipelineSettings, get_settings
+from tradingbot.settings import PersistenceSection, PipelineSection, Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 @dataclass
 class Runtime:
-    settings: PipelineSettings = field(default_factory=get_settings)
-    persistence: PersistenceSettings = field(default_factory=PersistenceSettings)
+    config: Settings = field(default_factory=get_settings)
     database_url: str | None = None
     redis_url: str | None = None
     candle_source: CandleSource | None = None
     sfn_client: Any = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
-    # 1 per Lambda container; the threaded local server raises it (DB_POOL_SIZE)
-    db_pool_size: int = field(default_factory=lambda: int(os.environ.get("DB_POOL_SIZE", "1")))
+    # None: the settings' DB_POOL_SIZE (1 per Lambda container); the threaded local server asks for more
+    db_pool_size: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
     _cache: Cache | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> PipelineSection:
+        """The pipeline section: what the stages read (``rt.settings.min_win_rate`` ...)."""
+        return self.config.pipeline
+
+    @settings.setter
+    def settings(self, value: PipelineSection) -> None:  # tests and the local runner adjust one field
+        self.config = self.config.model_copy(update={"pipeline": value})
+
+    @property
+    def persistence(self) -> PersistenceSection:
+        return self.config.persistence
 
     def engine(self) -> Engine:
         with self._lock:
@@ -46,7 +58,7 @@ class Runtime:
                     url,
                     connect_timeout_s=self.persistence.db_connect_timeout_s,
                     statement_timeout_ms=self.persistence.db_statement_timeout_ms,
-                    pool_size=self.db_pool_size,
+                    pool_size=self.db_pool_size or self.persistence.db_pool_size,
                 )
             return self._engine
 
@@ -70,7 +82,7 @@ class Runtime:
             if self.sfn_client is None:
                 import boto3  # adapters only: the domain never imports boto3
 
-                self.sfn_client = boto3.client("stepfunctions", region_name=self.settings.aws_region)
+                self.sfn_client = boto3.client("stepfunctions", region_name=self.config.aws.region)
             return self.sfn_client
 
 
@@ -82,10 +94,9 @@ def get_runtime() -> Runtime:
     global _runtime  # noqa: PLW0603 - one runtime per process (Lambda cold start) by design
     with _runtime_lock:
         if _runtime is None:
-            from tradingbot.adapters.aws import load_aws_environment
+            from tradingbot.adapters.aws import with_secrets
 
-            load_aws_environment()  # on AWS: DATABASE_URL etc. from Secrets Manager, before settings read env
-            _runtime = Runtime(settings=PipelineSettings(), persistence=PersistenceSettings())
+            _runtime = Runtime(config=with_secrets(get_settings()))  # on AWS: the secrets the ARNs name
         return _runtime
 
 

@@ -19,6 +19,7 @@ from tradingbot.adapters.cache import CacheUnavailable
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
 from tradingbot.domain.alert import AlertError, TradingViewAlert, check_freshness, idempotency_key, parse_alert
+from tradingbot.pipeline.contracts import PipelineState
 from tradingbot.pipeline.runtime import Runtime
 
 _TOKEN_IN_TEXT = re.compile(r'("token"\s*:\s*")[^"]*(")')
@@ -111,12 +112,10 @@ def _accept(rt: Runtime, raw: bytes, source_ip: str | None, alert: TradingViewAl
                                      account_id=account_id, status="accepted")  # fmt: skip
     if not recorded.created:
         return WebhookResult(202, {"execution_id": key, "duplicate": True})
-    state = {
-        "alert": alert.public(), "alert_id": recorded.id, "account_id": account_id, "idempotency_key": key,
-        "received_at": rt.clock().isoformat(),
-    }  # fmt: skip
+    state = PipelineState(alert=alert.content(), alert_id=recorded.id, account_id=account_id, idempotency_key=key,
+                          received_at=rt.clock())  # fmt: skip
     try:
-        start_execution(rt, key, state)
+        start_execution(rt, key, state.dump())
     except Exception as exc:
         # stored as failed with the reason; TradingView's retry (same key) will find it recorded
         with session_scope(rt.engine()) as s:

@@ -1,23 +1,23 @@
-"""Build the ensemble from settings: only voters whose credentials are configured exist."""
+"""Build the ensemble from ``Settings.ai``: only voters whose credentials are configured exist."""
 
 from __future__ import annotations
 
 from pydantic import SecretStr
 
 from tradingbot.adapters.ai.ensemble import Ensemble
-from tradingbot.adapters.ai.settings import AISettings
 from tradingbot.adapters.ai.spend import MetricsSink, SpendLedger
 from tradingbot.adapters.ai.vote_cache import KeyValueStore, VoteCache
 from tradingbot.adapters.ai.voters.anthropic_voter import AnthropicVoter
 from tradingbot.adapters.ai.voters.base import Voter
 from tradingbot.adapters.ai.voters.openai_voter import OpenAICompatibleVoter, OpenAIVoter
+from tradingbot.settings import AISection
 
 
 def _secret(value: SecretStr | None) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def build_voters(s: AISettings) -> list[Voter]:
+def build_voters(s: AISection) -> list[Voter]:
     voters: list[Voter] = []
     timeout = s.ai_timeout_s
     if key := _secret(s.openai_api_key):
@@ -45,7 +45,7 @@ def build_voters(s: AISettings) -> list[Voter]:
     return voters
 
 
-def build_ensemble(s: AISettings, store: KeyValueStore, metrics: MetricsSink | None = None) -> Ensemble:
+def build_ensemble(s: AISection, store: KeyValueStore, metrics: MetricsSink | None = None) -> Ensemble:
     return Ensemble(
         build_voters(s),
         cache=VoteCache(store, ttl_s=s.ai_cache_ttl_s),

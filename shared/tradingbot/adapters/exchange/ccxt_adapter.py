@@ -197,25 +197,7 @@ class CcxtExchange:
             return None
 
     def _translate(self, exc: Exception, what: str) -> ExchangeError:
-        text = str(exc)
-        codes = set(_CODE.findall(text))
-        if isinstance(exc, ccxt.DuplicateOrderId) or codes & _DUPLICATE_CODES:
-            return DuplicateOrder(f"{self.venue}: {what}: the client order id is already in use ({_short(text)})")
-        if isinstance(exc, ccxt.InsufficientFunds) or codes & _MARGIN_CODES:
-            return InsufficientMargin(f"{self.venue}: {what}: margin is insufficient ({_short(text)})")
-        if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
-            after = self._retry_after()
-            return RateLimited(f"{self.venue}: {what}: rate limited (retry after {after} s)", after)
-        unknown = (self._last_status or 0) >= 500 or bool(codes & _UNKNOWN_OUTCOME_CODES)
-        if isinstance(exc, ccxt.NetworkError) or unknown:  # timeouts, 5xx, connection errors: outcome unknown
-            return ExchangeUnavailable(f"{self.venue}: {what}: {type(exc).__name__} ({_short(text)})")
-        if isinstance(exc, ccxt.BadSymbol):
-            return OrderRejected(f"{self.venue}: {what}: symbol refused ({_short(text)})")
-        if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied):
-            err = OrderRejected(f"{self.venue}: {what}: API key refused ({_short(text)})")
-            err.reason = "authentication_failed"
-            return err
-        return OrderRejected(f"{self.venue}: {what}: {_short(text)}")
+        return translate(exc, self.venue, what, status=self._last_status, retry_after_s=self._retry_after())
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         self._last_status = None
@@ -442,6 +424,40 @@ class CcxtExchange:
             free=_dec(usdt.get("free")) or Decimal(0),
             used=_dec(usdt.get("used")) or Decimal(0),
         )
+
+
+def translate(
+    exc: Exception, venue: str, what: str, *, status: int | None = None, retry_after_s: float | None = None
+) -> ExchangeError:
+    """ccxt's exception (and the answer's HTTP ``status``) as the domain's, decided once, here.
+
+    ccxt's tree (https://github.com/ccxt/ccxt/blob/master/ts/src/base/errorHierarchy.ts) splits
+    ``ExchangeError`` (the venue answered and refused: permanent) from ``OperationFailed`` >
+    ``NetworkError`` (``RequestTimeout``, ``ExchangeNotAvailable``/``OnMaintenance``,
+    ``DDoSProtection``, ``RateLimitExceeded``, ``InvalidNonce``: retrying can help). The latter become
+    the transient :class:`RateLimited` (429/418) and :class:`ExchangeUnavailable` (the outcome of a
+    create is unknown). The venue's own codes are read first, because ccxt maps some of them to
+    generic exceptions: a duplicate client id or insufficient margin is a refusal whatever ccxt
+    called it, and a 5xx or an "unknown outcome" code is never "rejected".
+    """
+    text = str(exc)
+    codes = set(_CODE.findall(text))
+    if isinstance(exc, ccxt.DuplicateOrderId) or codes & _DUPLICATE_CODES:
+        return DuplicateOrder(f"{venue}: {what}: the client order id is already in use ({_short(text)})")
+    if isinstance(exc, ccxt.InsufficientFunds) or codes & _MARGIN_CODES:
+        return InsufficientMargin(f"{venue}: {what}: margin is insufficient ({_short(text)})")
+    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+        return RateLimited(f"{venue}: {what}: rate limited (retry after {retry_after_s} s)", retry_after_s)
+    unknown = (status or 0) >= 500 or bool(codes & _UNKNOWN_OUTCOME_CODES)
+    if isinstance(exc, ccxt.NetworkError) or unknown:  # timeouts, 5xx, connection errors: outcome unknown
+        return ExchangeUnavailable(f"{venue}: {what}: {type(exc).__name__} ({_short(text)})")
+    if isinstance(exc, ccxt.BadSymbol):
+        return OrderRejected(f"{venue}: {what}: symbol refused ({_short(text)})")
+    if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied):
+        err = OrderRejected(f"{venue}: {what}: API key refused ({_short(text)})")
+        err.reason = "authentication_failed"
+        return err
+    return OrderRejected(f"{venue}: {what}: {_short(text)}")
 
 
 def _status(raw: str | None, filled: Decimal, amount: Decimal | None) -> OrderStatus:

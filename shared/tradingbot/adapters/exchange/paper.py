@@ -18,18 +18,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from ccxt.base.decimal_to_precision import NO_PADDING, ROUND, TICK_SIZE, TRUNCATE, decimal_to_precision
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 
 from tradingbot.adapters.cache import Cache
-from tradingbot.adapters.persistence.models import PaperOrder, PaperPosition, PaperSymbolSetting, PaperWallet
+from tradingbot.adapters.persistence import repositories as repo
+from tradingbot.adapters.persistence.db import SessionFactory
+from tradingbot.adapters.persistence.models import PaperOrder, PaperWallet
 from tradingbot.domain.exchange import (
     Balance,
     BelowMinimum,
@@ -48,7 +46,8 @@ from tradingbot.domain.exchange import (
     UnknownSymbol,
 )
 
-SessionFactory = Callable[[], AbstractContextManager[Session]]
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -142,43 +141,28 @@ class PaperExchange:
         info = self.market(symbol)
         if leverage > (info.max_leverage or 1) or leverage < 1:
             raise LeverageTooHigh(info.symbol, leverage, info.max_leverage or 1, "the exchange's")
-        self._upsert_setting(info.symbol, leverage=leverage)
+        with self._sessions() as s:
+            repo.set_paper_symbol_setting(s, self._account_id, info.symbol, leverage=leverage)
 
     def set_margin_mode(self, symbol: str, mode: MarginMode) -> None:
-        self._upsert_setting(self.market(symbol).symbol, margin_mode=mode)
-
-    def _upsert_setting(self, symbol: str, **values: object) -> None:
         with self._sessions() as s:
-            stmt = insert(PaperSymbolSetting).values(account_id=self._account_id, symbol=symbol, **values)
-            s.execute(stmt.on_conflict_do_update(index_elements=["account_id", "symbol"], set_=values))
-
-    def _leverage(self, s: Session, symbol: str) -> int:
-        setting = s.get(PaperSymbolSetting, (self._account_id, symbol))
-        return setting.leverage if setting is not None else 1
+            repo.set_paper_symbol_setting(s, self._account_id, self.market(symbol).symbol, margin_mode=mode)
 
     # ---------------------------------------------------------- wallet and positions
 
     def _wallet(self, s: Session) -> PaperWallet:
         """The wallet row, locked for this transaction (created on first use)."""
-        stmt = insert(PaperWallet).values(account_id=self._account_id, balance=self._initial_balance)
-        s.execute(stmt.on_conflict_do_nothing(index_elements=["account_id"]))
-        wallet = s.scalars(
-            select(PaperWallet).where(PaperWallet.account_id == self._account_id).with_for_update()
-        ).one()
-        return wallet
-
-    def _positions(self, s: Session) -> list[PaperPosition]:
-        stmt = select(PaperPosition).where(PaperPosition.account_id == self._account_id, PaperPosition.quantity > 0)
-        return list(s.scalars(stmt))
+        return repo.lock_paper_wallet(s, self._account_id, self._initial_balance)
 
     def _used_margin(self, s: Session) -> Decimal:
-        return sum((p.quantity * p.entry_price / p.leverage for p in self._positions(s)), Decimal(0))
+        positions = repo.paper_positions(s, self._account_id)
+        return sum((p.quantity * p.entry_price / p.leverage for p in positions), Decimal(0))
 
     def _apply_fill(
         self, s: Session, wallet: PaperWallet, symbol: str, side: Side, qty: Decimal, price: Decimal
     ) -> None:
         """Net the fill into the one-way position; realised PnL and the fee go to the wallet."""
-        pos = s.get(PaperPosition, (self._account_id, symbol), with_for_update=True)
+        pos = repo.paper_position(s, self._account_id, symbol, lock=True)
         signed_cur = Decimal(0) if pos is None else (pos.quantity if pos.side == "long" else -pos.quantity)
         signed = qty if side == "buy" else -qty
         new = signed_cur + signed
@@ -191,16 +175,10 @@ class PaperExchange:
             if new != 0 and (new > 0) != (signed_cur > 0):
                 entry = price  # flipped through zero: the remainder opened at this price
         wallet.balance -= qty * price * self._fee_rate
-        values = {
-            "side": "long" if new >= 0 else "short",
-            "quantity": abs(new),
-            "entry_price": entry if new != 0 else Decimal(0),
-            "leverage": self._leverage(s, symbol),
-            "updated_at": dt.datetime.now(dt.UTC),
-        }
-        stmt = insert(PaperPosition).values(account_id=self._account_id, symbol=symbol, **values)
-        s.execute(stmt.on_conflict_do_update(index_elements=["account_id", "symbol"], set_=values))
-        s.flush()
+        repo.upsert_paper_position(
+            s, self._account_id, symbol, side="long" if new >= 0 else "short", quantity=abs(new),
+            entry_price=entry if new != 0 else Decimal(0), leverage=repo.paper_leverage(s, self._account_id, symbol),
+        )  # fmt: skip
 
     # ---------------------------------------------------------- orders
 
@@ -209,12 +187,7 @@ class PaperExchange:
         with self._sessions() as s:
             wallet = self._wallet(s)
             self._match(s, wallet)
-            existing = s.scalars(
-                select(PaperOrder).where(
-                    PaperOrder.account_id == self._account_id, PaperOrder.client_order_id == request.client_order_id
-                )
-            ).one_or_none()
-            if existing is not None:
+            if repo.paper_order(s, self._account_id, request.client_order_id) is not None:
                 raise DuplicateOrder(f"paper: client order id {request.client_order_id!r} is already in use")
             order = PaperOrder(
                 account_id=self._account_id, client_order_id=request.client_order_id, symbol=info.symbol,
@@ -225,9 +198,7 @@ class PaperExchange:
                 self._execute_now(s, wallet, order)
             elif request.trigger_price is None:
                 raise OrderRejected(f"trigger_price: a {request.type} order needs a trigger price")
-            s.add(order)
-            s.flush()
-            return _result(order)
+            return _result(repo.add_paper_order(s, order))
 
     def _execute_now(self, s: Session, wallet: PaperWallet, order: PaperOrder) -> None:
         price = self._price(order.symbol)
@@ -257,13 +228,13 @@ class PaperExchange:
         order.updated_at = dt.datetime.now(dt.UTC)
 
     def _reducible(self, s: Session, order: PaperOrder) -> Decimal:
-        pos = s.get(PaperPosition, (self._account_id, order.symbol))
+        pos = repo.paper_position(s, self._account_id, order.symbol)
         if pos is None or pos.quantity == 0 or (pos.side == "long") == (order.side == "buy"):
             return Decimal(0)
         return min(order.quantity, pos.quantity)
 
     def _check_margin(self, s: Session, wallet: PaperWallet, symbol: str, qty: Decimal, price: Decimal) -> None:
-        leverage = self._leverage(s, symbol)
+        leverage = repo.paper_leverage(s, self._account_id, symbol)
         required = qty * price / leverage + qty * price * self._fee_rate
         free = wallet.balance - self._used_margin(s)
         if required > free:
@@ -273,13 +244,7 @@ class PaperExchange:
 
     def _match(self, s: Session, wallet: PaperWallet) -> None:
         """Fill resting orders whose condition the cached price now meets (stops close positions)."""
-        stmt = (
-            select(PaperOrder)
-            .where(PaperOrder.account_id == self._account_id, PaperOrder.status == "open")
-            .order_by(PaperOrder.id)
-            .with_for_update()
-        )
-        for order in s.scalars(stmt):
+        for order in repo.resting_paper_orders(s, self._account_id):
             price = self._price(order.symbol)
             if price is None or not _triggered(order, price):
                 continue
@@ -292,24 +257,18 @@ class PaperExchange:
 
     def cancel_order(self, symbol: str, client_order_id: str, *, conditional: bool = False) -> None:
         with self._sessions() as s:
-            order = self._order(s, client_order_id, lock=True)
+            order = repo.paper_order(s, self._account_id, client_order_id, lock=True)
             if order is None or order.status != "open":
                 raise OrderRejected(f"cancel: no open paper order {client_order_id!r}")
             order.status = "canceled"
             order.updated_at = dt.datetime.now(dt.UTC)
-
-    def _order(self, s: Session, client_order_id: str, *, lock: bool = False) -> PaperOrder | None:
-        stmt = select(PaperOrder).where(
-            PaperOrder.account_id == self._account_id, PaperOrder.client_order_id == client_order_id
-        )
-        return s.scalars(stmt.with_for_update() if lock else stmt).one_or_none()
 
     def fetch_order_by_client_id(
         self, symbol: str, client_order_id: str, *, conditional: bool = False
     ) -> OrderResult | None:
         with self._sessions() as s:
             self._match(s, self._wallet(s))
-            order = self._order(s, client_order_id)
+            order = repo.paper_order(s, self._account_id, client_order_id)
             return _result(order) if order is not None else None
 
     def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
@@ -317,7 +276,7 @@ class PaperExchange:
         with self._sessions() as s:
             self._match(s, self._wallet(s))
             out = []
-            for p in self._positions(s):
+            for p in repo.paper_positions(s, self._account_id):
                 if wanted is not None and p.symbol not in wanted:
                     continue
                 mark = self._price(p.symbol) or p.entry_price
@@ -332,7 +291,7 @@ class PaperExchange:
             self._match(s, wallet)
             used = self._used_margin(s)
             upl = Decimal(0)
-            for p in self._positions(s):
+            for p in repo.paper_positions(s, self._account_id):
                 mark = self._price(p.symbol) or p.entry_price
                 upl += p.quantity * (mark - p.entry_price) * (1 if p.side == "long" else -1)
             return Balance("USDT", total=wallet.balance + upl, free=wallet.balance - used + min(upl, Decimal(0)),
@@ -344,7 +303,7 @@ class PaperExchange:
         info = self.market(symbol)
         with self._sessions() as s:
             wallet = self._wallet(s)
-            pos = s.get(PaperPosition, (self._account_id, info.symbol), with_for_update=True)
+            pos = repo.paper_position(s, self._account_id, info.symbol, lock=True)
             mark = self._price(info.symbol)
             if pos is None or pos.quantity == 0 or mark is None:
                 return Decimal(0)

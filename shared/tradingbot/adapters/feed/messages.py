@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tradingbot.errors import PermanentError
+
 _loads: Callable[[str | bytes], Any]
 try:  # ccxt depends on orjson; it parses these frames 3-4x faster than json (the feed's hot path)
     from orjson import loads as _loads
@@ -49,7 +51,7 @@ TIMEFRAME_MS: dict[str, int] = {
 _OKX_BAR = {"1h": "1H", "2h": "2H", "4h": "4H", "1d": "1D"}
 
 
-class FeedParseError(ValueError):
+class FeedParseError(PermanentError, ValueError):
     """A frame that is not what the venue documents; the message says which part and why."""
 
 

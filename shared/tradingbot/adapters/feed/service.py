@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -47,7 +47,11 @@ from tradingbot.adapters.feed.messages import (
     Price,
 )
 from tradingbot.adapters.feed.pool import ConnectionPlan, Subscription, Venue, plan
+from tradingbot.adapters.feed.settings import subscriptions, venues
 from tradingbot.adapters.feed.store import FUNDING_TTL_S, CandleSeries, candles_key, funding_key, price_key
+
+if TYPE_CHECKING:
+    from tradingbot.settings import FeedSection
 
 log = logging.getLogger(__name__)
 
@@ -414,8 +418,8 @@ class FeedService:
             self.metrics.lags_ms.extend(now_ms - t for t in oldest_ms if t > 0)
 
 
-def service_from_settings(settings: Any) -> FeedService:
-    """Build the service from :class:`tradingbot.adapters.feed.settings.FeedSettings`."""
+def service_from_settings(settings: FeedSection) -> FeedService:
+    """Build the service from ``Settings.feed``."""
     config = FeedConfig(
         idle_timeout_s=settings.idle_timeout_s,
         backoff_base_s=settings.backoff_base_s,
@@ -426,4 +430,4 @@ def service_from_settings(settings: Any) -> FeedService:
         warmup=settings.warmup,
     )
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
-    return FeedService(client, settings.venues(), settings.subscriptions(), config)
+    return FeedService(client, venues(settings), subscriptions(settings), config)

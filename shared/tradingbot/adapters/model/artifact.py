@@ -22,13 +22,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tradingbot.errors import PermanentError
+
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 DEFAULT_NAME = "lstm-btcusdt-1h"
 ARTIFACTS_PACKAGE_DIR = "artifacts"
 
 
-class ArtifactError(ValueError):
+class ArtifactError(PermanentError, ValueError):
     """An artifact that cannot be trusted: missing file, malformed metadata, digest mismatch."""
 
 

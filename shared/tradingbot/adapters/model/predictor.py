@@ -12,7 +12,6 @@ predictor never pads, truncates or guesses.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,12 @@ import numpy as np
 
 from tradingbot.adapters.model.artifact import ModelArtifact, latest_bundled, load_artifact
 from tradingbot.domain import features as ft
+from tradingbot.settings import ModelSection
 
 # Where the predict stage loads its model from: a local folder or s3://bucket/prefix. Unset means
 # the model committed in the package (so `make run` predicts out of the box); "none" turns the
 # model off (the pipeline then reports ``model: unavailable``).
-MODEL_URI_ENV = "MODEL_ARTIFACT_URI"
+MODEL_URI_ENV = "MODEL_ARTIFACT_URI"  # Settings.model.artifact_uri
 _INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14_400, "1d": 86_400}
 
 
@@ -165,9 +165,10 @@ def load_predictor(uri: str | Path, *, threads: int = 1) -> Predictor:
 def load_default_predictor() -> Predictor | None:
     """The process-wide predictor: ``MODEL_ARTIFACT_URI``, else the committed model; None when
     turned off or when no model is bundled. Errors in a configured artifact propagate (fail closed)."""
-    uri = os.environ.get(MODEL_URI_ENV, "").strip()
-    if uri.lower() in ("none", "off", "false", "0"):
+    section = ModelSection()  # read here, once per process (the cache above), so cache_clear re-reads it
+    if section.disabled:
         return None
+    uri = section.artifact_uri.strip()
     if not uri:
         bundled = latest_bundled()
         if bundled is None:

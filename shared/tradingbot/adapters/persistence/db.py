@@ -16,14 +16,15 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 from pg8000.converters import timestamptz_in  # type: ignore[import-untyped]
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradingbot.adapters.persistence.errors import DatabaseUnavailable
@@ -31,6 +32,9 @@ from tradingbot.adapters.persistence.errors import DatabaseUnavailable
 _DRIVER = "postgresql+pg8000"
 _POOL_RECYCLE_S = 280  # RDS Proxy and NAT gateways drop idle connections after 350 s
 _engines: dict[str, Engine] = {}
+# What services take instead of an engine: a no-argument callable opening one transaction, e.g.
+# ``lambda: session_scope(engine)``; tests pass one that counts or fails.
+SessionFactory = Callable[[], AbstractContextManager[Session]]
 _lock = threading.Lock()
 
 
@@ -129,13 +133,48 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
+# SQLSTATEs after which the same transaction may succeed if run again (PostgreSQL's "Appendix A.
+# Error Codes", https://www.postgresql.org/docs/current/errcodes-appendix.html): class 08 connection
+# exception; 53300 too_many_connections; 57014 query_canceled (our statement_timeout), 57P01
+# admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now (starting up or failing over),
+# 57P05 idle_session_timeout. Not 57P04 database_dropped: that one does not come back.
+_TRANSIENT_SQLSTATES = frozenset({"53300", "57014", "57P01", "57P02", "57P03", "57P05"})
+
+
+def _server_error(error: BaseException) -> dict[str, str]:
+    """pg8000 raises a server's ErrorResponse with its fields as ``args[0]`` ({"C": SQLSTATE, "M": ...})."""
+    orig = getattr(error, "orig", None) or error
+    fields = orig.args[0] if orig.args else None
+    return {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True for the driver errors that mean "the database is (briefly) not there": the connection
+    was refused, dropped or invalidated, the pool had none to give, or the server cancelled or
+    refused the work for a reason that passes (see ``_TRANSIENT_SQLSTATES``)."""
+    if isinstance(error, InterfaceError | PoolTimeout):  # pg8000: refused, reset, "network error"
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    code = _server_error(error).get("C", "")
+    return code.startswith("08") or code in _TRANSIENT_SQLSTATES
+
+
 def unavailable(url: str | URL, error: BaseException) -> DatabaseUnavailable:
-    """A :class:`DatabaseUnavailable` naming the redacted URL and the driver's reason."""
-    reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+    """A :class:`DatabaseUnavailable` naming the redacted URL and the driver's (or server's) reason."""
+    fields = _server_error(error)
+    if fields:  # the server answered, and cancelled or refused the work
+        what = "the database at {} did not complete the transaction"
+        reason = f"{fields.get('M', 'server error')} (SQLSTATE {fields.get('C', '?')})"
+    else:
+        what = "cannot reach the database at {}"
+        reason = (str(getattr(error, "orig", None) or error).splitlines() or [type(error).__name__])[0]
     password = make_url(url).password
     if password:  # a driver could echo its connect arguments; never let the password through
         reason = reason.replace(str(password), "***")
-    return DatabaseUnavailable(f"cannot reach the database at {redact(url)}: {reason}")
+    return DatabaseUnavailable(f"{what.format(redact(url))}: {reason}")
 
 
 def check_connection(engine: Engine) -> None:
@@ -143,21 +182,29 @@ def check_connection(engine: Engine) -> None:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except (InterfaceError, OperationalError) as exc:
-        raise unavailable(engine.url, exc) from None
+    except (DBAPIError, PoolTimeout) as exc:
+        if is_unavailable(exc):
+            raise unavailable(engine.url, exc) from None
+        raise
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: commit if the block returns, roll back if it raises (nothing half-written)."""
+    """One transaction: commit if the block returns, roll back if it raises (nothing half-written).
+
+    The boundary for the driver's errors: whatever in the block (or the commit) finds the database
+    unreachable, dropped mid-transaction or cancelling a statement leaves as
+    :class:`DatabaseUnavailable` (transient); any other driver error (a constraint the repositories
+    did not expect, a bug in SQL) propagates as is."""
     factory = sessionmaker(engine, expire_on_commit=False)
     session = factory()
     try:
         yield session
         session.commit()
-    except (InterfaceError, OperationalError) as exc:
-        session.rollback()
-        if exc.connection_invalidated or isinstance(exc, InterfaceError):
+    except (DBAPIError, PoolTimeout) as exc:
+        with suppress(DBAPIError, PoolTimeout):  # the connection is gone; the server rolls back on its own
+            session.rollback()
+        if is_unavailable(exc):
             raise unavailable(engine.url, exc) from None
         raise
     except BaseException:

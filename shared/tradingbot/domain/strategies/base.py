@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from tradingbot.domain.indicators import Indicators
+from tradingbot.errors import PermanentError
 
 
-class StrategyError(ValueError):
+class StrategyError(PermanentError, ValueError):
     """Unknown strategy, unknown parameter or a value outside its declared range."""
 
 

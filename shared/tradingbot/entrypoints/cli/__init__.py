@@ -3,32 +3,33 @@ output files are written to a temporary name and renamed, so a failure never lea
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from tradingbot.domain.backtest import BacktestConfig, BacktestConfigError, run_grid, run_strategy
-from tradingbot.domain.candles import CandleDataError, find_gaps, load_candles
-from tradingbot.domain.indicators import Indicators
-from tradingbot.domain.strategies import REGISTRY, StrategyError, get_strategy
 from tradingbot.entrypoints.cli.accounts import accounts_app, keys_app
+from tradingbot.entrypoints.cli.console import lazy_console
 from tradingbot.entrypoints.cli.exchange import reconcile
 from tradingbot.entrypoints.cli.feed import feed
 from tradingbot.entrypoints.cli.model import model_app
 from tradingbot.entrypoints.cli.pipeline import executions_app, kill_switch, replay, serve
 from tradingbot.entrypoints.local.servers import servers_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="TradingBot AI command line.")
+if TYPE_CHECKING:  # the commands import these when they run: `tradingbot --help` stays under 0.3 s
+    import pandas as pd
+    from rich.progress import Progress
+
+    from tradingbot.domain.backtest import BacktestConfig
+
+# Plain click help, not typer's rich help: rendering it imports typer.rich_utils (rich.markdown,
+# markdown_it, rich.traceback), about 150 ms, half of the --help budget. Sub-groups inherit this.
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="TradingBot AI command line.", rich_markup_mode=None)
 app.add_typer(accounts_app, name="accounts", help="Trading accounts, webhook tokens and risk limits.")
 app.add_typer(keys_app, name="keys", help="Exchange API keys, encrypted at rest.")
 app.add_typer(servers_app, name="servers", help="Local PostgreSQL and Redis (embedded) for `make run`.")
@@ -41,8 +42,8 @@ app.command("feed")(feed)
 app.add_typer(model_app, name="model", help="LSTM price model: train, evaluate, export, list, predict.")
 # When piped (CI logs, README tables) rich would wrap at 80 columns and cut strategy names.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
-out = Console(width=_WIDTH)
-err = Console(stderr=True, width=_WIDTH)
+out = lazy_console(width=_WIDTH)
+err = lazy_console(stderr=True, width=_WIDTH)
 
 
 def fail(message: str) -> None:
@@ -65,6 +66,8 @@ def atomic_write(path: Path) -> Iterator[Path]:
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
+    from tradingbot.domain.strategies import StrategyError
+
     params: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -75,6 +78,8 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     return Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err, transient=True,
@@ -102,6 +107,11 @@ def backtest(
     report: Annotated[Path | None, typer.Option(help="write a self-contained HTML report")] = None,
 ) -> None:
     """Backtest one strategy (or --all) on a candle file."""
+    from tradingbot.domain.backtest import BacktestConfig, BacktestConfigError, run_strategy
+    from tradingbot.domain.backtest.report import render_html, to_json  # plotly loads inside render_html
+    from tradingbot.domain.candles import CandleDataError, find_gaps, load_candles
+    from tradingbot.domain.strategies import StrategyError, get_strategy
+
     try:
         if all_ == (strategy is not None):
             raise StrategyError("give either --strategy NAME or --all")
@@ -131,11 +141,9 @@ def backtest(
         progress.advance(task)
         if json_out:
             with atomic_write(json_out) as tmp:
-                tmp.write_text(json.dumps(result.to_dict(), indent=1))
+                tmp.write_text(to_json(result))
             progress.advance(task)
         if report:
-            from tradingbot.domain.backtest.report import render_html  # plotly import costs ~0.3 s
-
             with atomic_write(report) as tmp:
                 tmp.write_text(render_html(result), encoding="utf-8")
             progress.advance(task)
@@ -143,6 +151,8 @@ def backtest(
 
 
 def _print_metrics(name: str, params: dict[str, Any], metrics: dict[str, float | int]) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{name} " + " ".join(f"{k}={v}" for k, v in params.items()))
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -151,7 +161,13 @@ def _print_metrics(name: str, params: dict[str, Any], metrics: dict[str, float |
     out.print(table)
 
 
-def _backtest_all(candles: Any, config: BacktestConfig) -> None:
+def _backtest_all(candles: pd.DataFrame, config: BacktestConfig) -> None:
+    from rich.table import Table
+
+    from tradingbot.domain.backtest import run_strategy
+    from tradingbot.domain.indicators import Indicators
+    from tradingbot.domain.strategies import REGISTRY
+
     ind = Indicators(candles)
     rows = []
     with _progress() as progress:
@@ -174,6 +190,8 @@ def _backtest_all(candles: Any, config: BacktestConfig) -> None:
 @app.command()
 def strategies() -> None:
     """List the registered strategies and their parameters."""
+    from tradingbot.domain.strategies import REGISTRY
+
     for strat in REGISTRY.values():
         out.print(f"[bold]{strat.name}[/]: {strat.description}")
         for p in strat.params:
@@ -196,6 +214,10 @@ def optimize(
     json_out: Annotated[Path | None, typer.Option("--json", help="write every combination's metrics")] = None,
 ) -> None:
     """Grid search: backtest every parameter combination in one compiled call."""
+    from tradingbot.domain.backtest import BacktestConfig, BacktestConfigError, run_grid
+    from tradingbot.domain.candles import CandleDataError, load_candles
+    from tradingbot.domain.strategies import StrategyError, get_strategy
+
     try:
         strat = get_strategy(strategy)
         ranges: dict[str, list[int | float]] = {}

@@ -18,33 +18,29 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
-from tradingbot.adapters import crypto
-from tradingbot.adapters.crypto import CryptoError, EnvelopeCipher, ExchangeCredentials, Kek, RotatingProvider, Secret
-from tradingbot.adapters.persistence import repositories as repo
-from tradingbot.adapters.persistence.config import (
-    PersistenceSettings,
-    ServersNotConfiguredError,
-    database_url,
-    envelope_cipher,
-)
-from tradingbot.adapters.persistence.db import check_connection, get_engine, session_scope
-from tradingbot.adapters.persistence.errors import DatabaseUnavailable, PersistenceError
-from tradingbot.adapters.persistence.models import EXCHANGES, ApiCredential
+from tradingbot.entrypoints.cli.console import lazy_console
+
+# Persistence (SQLAlchemy, pydantic-settings), cryptography and rich load inside the commands that
+# use them, so `tradingbot --help` and `tradingbot accounts --help` stay fast.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from tradingbot.settings import PersistenceSection
+
+# = tradingbot.adapters.persistence.models.EXCHANGES (a test keeps them equal); that module loads SQLAlchemy
+EXCHANGES = ("paper", "binanceusdm", "okx")
 
 accounts_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Trading accounts and webhook tokens.")
 keys_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Exchange API keys, encrypted at rest.")
 
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
-out = Console(width=_WIDTH, highlight=False)
-err = Console(stderr=True, width=_WIDTH, highlight=False)
+out = lazy_console(width=_WIDTH, highlight=False)
+err = lazy_console(stderr=True, width=_WIDTH, highlight=False)
 
 NameOpt = Annotated[str, typer.Option("--name", help="account name")]
 
@@ -54,18 +50,25 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings() -> PersistenceSettings:
-    return PersistenceSettings()
+def _settings() -> PersistenceSection:
+    """Read per command, not the process-wide cache: a test run invokes many commands in one process."""
+    from tradingbot.settings import Settings
+
+    return Settings().persistence
 
 
-def _database_url(settings: PersistenceSettings) -> str:
+def _database_url(settings: PersistenceSection) -> str:
+    from tradingbot.adapters.persistence.config import ServersNotConfiguredError, database_url
+
     try:
         return database_url(settings)
     except ServersNotConfiguredError as exc:
         _fail(str(exc), 1)
 
 
-def _engine(settings: PersistenceSettings) -> Engine:
+def _engine(settings: PersistenceSection) -> Engine:
+    from tradingbot.adapters.persistence.db import check_connection, get_engine
+
     engine = get_engine(
         _database_url(settings),
         connect_timeout_s=settings.db_connect_timeout_s,
@@ -76,8 +79,12 @@ def _engine(settings: PersistenceSettings) -> Engine:
 
 
 @contextmanager
-def _transaction() -> Iterator[tuple[Session, PersistenceSettings]]:
+def _transaction() -> Iterator[tuple[Session, PersistenceSection]]:
     """One transaction per command; domain errors become a message and an exit status, no traceback."""
+    from tradingbot.adapters.crypto import CryptoError
+    from tradingbot.adapters.persistence.db import session_scope
+    from tradingbot.adapters.persistence.errors import DatabaseUnavailable, PersistenceError
+
     settings = _settings()
     try:
         with session_scope(_engine(settings)) as session:
@@ -100,6 +107,8 @@ def add(
     testnet: Annotated[bool, typer.Option("--testnet", help="use the exchange's testnet")] = False,
 ) -> None:
     """Create an account and print its webhook token (shown once; only its hash is stored)."""
+    from tradingbot.adapters.persistence import repositories as repo
+
     with _transaction() as (session, _):
         account, token = repo.create_account(session, name=name, exchange=exchange, testnet=testnet)
         mode = _mode(exchange, testnet)
@@ -113,12 +122,13 @@ def add(
 @accounts_app.command("list")
 def list_() -> None:
     """Accounts with their mode, risk limits and masked API key (never tokens or secrets)."""
+    from rich.table import Table
+
+    from tradingbot.adapters.persistence import repositories as repo
+
     with _transaction() as (session, _):
         accounts = repo.list_accounts(session)
-        hints = {
-            row.account_id: row.api_key_hint
-            for row in session.execute(select(ApiCredential.account_id, ApiCredential.api_key_hint))
-        }
+        hints = repo.credential_hints(session)
         table = Table(
             "name",
             "exchange",
@@ -163,6 +173,8 @@ def _num(value: Decimal) -> str:
 @accounts_app.command("rotate-token")
 def rotate_token(name: NameOpt) -> None:
     """Replace the account's webhook token; the old one stops working at once."""
+    from tradingbot.adapters.persistence import repositories as repo
+
     with _transaction() as (session, _):
         token = repo.rotate_webhook_token(session, name)
     out.print(f"new webhook token for {name!r} (shown only now; update the TradingView alert):")
@@ -179,6 +191,8 @@ def set_limits(
     risk_per_trade_pct: Annotated[Decimal | None, typer.Option(help="equity risked per trade, percent")] = None,
 ) -> None:
     """Change an account's risk limits (only the ones given)."""
+    from tradingbot.adapters.persistence import repositories as repo
+
     with _transaction() as (session, _):
         account = repo.set_limits(
             session,
@@ -217,6 +231,10 @@ def set_keys(
 
     Prompted for with hidden input, or read from TRADINGBOT_API_KEY, TRADINGBOT_API_SECRET and
     (OKX) TRADINGBOT_API_PASSPHRASE."""
+    from tradingbot.adapters.crypto import ExchangeCredentials, Secret
+    from tradingbot.adapters.persistence import repositories as repo
+    from tradingbot.adapters.persistence.config import envelope_cipher
+
     with _transaction() as (session, settings):
         acct = repo.get_account(session, account)
         if acct.exchange == "paper":
@@ -249,6 +267,11 @@ def rotate_keys(
     Locally with the generated ``.data/kek``, a new key is generated and the old one kept as
     ``kek.previous``. With TRADINGBOT_KEK, the new key comes from ``--new-kek-env``. With Secrets
     Manager, put the new key as the secret's current version first; the previous stays readable."""
+    from tradingbot.adapters import crypto
+    from tradingbot.adapters.crypto import CryptoError, EnvelopeCipher, Kek, RotatingProvider
+    from tradingbot.adapters.persistence import repositories as repo
+    from tradingbot.adapters.persistence.config import envelope_cipher
+
     settings = _settings()
     cipher = envelope_cipher(settings)
     new_text = os.environ.get(new_kek_env)

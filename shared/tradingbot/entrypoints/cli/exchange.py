@@ -9,33 +9,28 @@ from __future__ import annotations
 import json
 import os
 import sys
-from contextlib import AbstractContextManager
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
-from tradingbot.adapters.cache import Cache
-from tradingbot.adapters.crypto import CryptoError, EnvelopeCipher
-from tradingbot.adapters.persistence.config import (
-    PersistenceSettings,
-    ServersNotConfiguredError,
-    database_url,
-    envelope_cipher,
-    redis_url,
-)
-from tradingbot.adapters.persistence.db import check_connection, get_engine, session_scope
-from tradingbot.adapters.persistence.errors import PersistenceError
-from tradingbot.adapters.persistence.models import Account
-from tradingbot.domain.exchange import ExchangeError
-from tradingbot.pipeline.order_service import default_exchange_factory, load_account
-from tradingbot.pipeline.reconcile import ReconcileReport, reconcile_account
+from tradingbot.entrypoints.cli.console import lazy_console
+
+# The pipeline, persistence (SQLAlchemy), Redis and the exchange adapters load when the command runs,
+# so `tradingbot --help` does not pay for them.
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session
+
+    from tradingbot.adapters.cache import Cache
+    from tradingbot.adapters.crypto import EnvelopeCipher
+    from tradingbot.pipeline.reconcile import ReconcileReport
+    from tradingbot.settings import PersistenceSection
 
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
-out = Console(width=_WIDTH, highlight=False)
-err = Console(stderr=True, width=_WIDTH, highlight=False)
+out = lazy_console(width=_WIDTH, highlight=False)
+err = lazy_console(stderr=True, width=_WIDTH, highlight=False)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -43,7 +38,9 @@ def _fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _urls(settings: PersistenceSettings) -> tuple[str, str]:
+def _urls(settings: PersistenceSection) -> tuple[str, str]:
+    from tradingbot.adapters.persistence.config import ServersNotConfiguredError, database_url, redis_url
+
     try:
         return database_url(settings), redis_url(settings)
     except ServersNotConfiguredError as exc:
@@ -65,23 +62,25 @@ def run_reconcile(
     engine: Engine, cache: Cache, cipher: EnvelopeCipher, account: str | None, fix: bool
 ) -> list[ReconcileReport]:
     """The command's work without the CLI around it (tests call this)."""
+    from tradingbot.adapters.persistence import repositories as repo
+    from tradingbot.adapters.persistence.db import session_scope
+    from tradingbot.adapters.persistence.errors import PersistenceError
+    from tradingbot.pipeline.order_service import default_exchange_factory, load_account
+    from tradingbot.pipeline.reconcile import reconcile_account
 
     def sessions() -> AbstractContextManager[Session]:
         return session_scope(engine)
 
     with sessions() as s:
-        stmt = select(Account.id, Account.name).where(Account.enabled).order_by(Account.name)
-        if account is not None:
-            stmt = select(Account.id, Account.name).where(Account.name == account)
-        accounts = [(int(i), str(n)) for i, n in s.execute(stmt).all()]
+        accounts = repo.account_refs(s, account)
     if account is not None and not accounts:
         raise PersistenceError(f"no account named {account!r}")
     factory = default_exchange_factory(sessions, cache, cipher)
     reports = []
-    for account_id, _name in accounts:
-        settings = load_account(sessions, account_id)
+    for ref in accounts:
+        settings = load_account(sessions, ref.id)
         assert settings is not None
-        reports.append(reconcile_account(sessions, factory(settings), account_id, fix=fix))
+        reports.append(reconcile_account(sessions, factory(settings), ref.id, fix=fix))
     return reports
 
 
@@ -93,7 +92,15 @@ def reconcile(
     as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON")] = False,
 ) -> None:
     """Compare stored orders and positions with the exchange; report (or --fix) the drift."""
-    settings = PersistenceSettings()
+    from tradingbot.adapters.cache import Cache
+    from tradingbot.adapters.crypto import CryptoError
+    from tradingbot.adapters.persistence.config import envelope_cipher
+    from tradingbot.adapters.persistence.db import check_connection, get_engine
+    from tradingbot.adapters.persistence.errors import PersistenceError
+    from tradingbot.domain.exchange import ExchangeError
+    from tradingbot.settings import Settings
+
+    settings = Settings().persistence  # this command's own read (a test run shares the process)
     db_url, redis_url = _urls(settings)
     try:
         engine = get_engine(db_url, connect_timeout_s=settings.db_connect_timeout_s)

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
+
+from tradingbot.entrypoints.cli.console import lazy_console
 
 _WIDTH = None if sys.stderr.isatty() else int(os.environ.get("COLUMNS", "140"))  # no wrapping in logs
-err = Console(stderr=True, width=_WIDTH, highlight=False)
+err = lazy_console(stderr=True, width=_WIDTH, highlight=False)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -30,11 +31,13 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 def _redis_url(explicit: str | None) -> str:
     if explicit:
         return explicit
-    if os.environ.get("REDIS_URL"):
-        return os.environ["REDIS_URL"]
-    from tradingbot.adapters.persistence.config import PersistenceSettings, read_state
+    from tradingbot.adapters.persistence.config import read_state
+    from tradingbot.settings import PersistenceSection
 
-    state = read_state(PersistenceSettings().data_dir)
+    settings = PersistenceSection()  # this command's own read (a test run shares the process)
+    if settings.redis_url is not None:
+        return settings.redis_url.get_secret_value()
+    state = read_state(settings.data_dir)
     if state is None:
         _fail("no Redis: pass --redis-url, set REDIS_URL, or run `tradingbot servers up`", 1)
     return state.redis_url
@@ -79,9 +82,9 @@ def _live(symbols: str, exchanges: str, redis_url: str | None) -> None:
     import asyncio
     import logging
 
-    from tradingbot.adapters.feed.settings import FeedSettings
     from tradingbot.entrypoints.feed import main
+    from tradingbot.settings import FeedSection
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = FeedSettings(symbols=symbols, exchanges=exchanges, redis_url=_redis_url(redis_url))
+    settings = FeedSection(symbols=symbols, exchanges=exchanges, redis_url=_redis_url(redis_url))
     asyncio.run(main(settings))

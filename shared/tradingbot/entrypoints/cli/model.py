@@ -17,20 +17,19 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import numpy as np
 import typer
-from rich.console import Console
-from rich.table import Table
 
+# stdlib only: its DEFAULT_NAME is an option default, so it loads with `--help`
 from tradingbot.adapters.model.artifact import DEFAULT_NAME, ArtifactError, list_local, load_artifact, new_version
-from tradingbot.domain.candles import CandleDataError, bundled_path, load_candles
-from tradingbot.domain.features import FeatureError
+from tradingbot.entrypoints.cli.console import lazy_console
+
+# numpy, pandas (candles) and rich load inside the commands, so `tradingbot --help` does not pay for them
 
 model_app = typer.Typer(no_args_is_help=True, add_completion=False, help="LSTM price model: train, evaluate, export.")
 
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
-out = Console(width=_WIDTH, highlight=False)
-err = Console(stderr=True, width=_WIDTH, highlight=False)
+out = lazy_console(width=_WIDTH, highlight=False)
+err = lazy_console(stderr=True, width=_WIDTH, highlight=False)
 
 DataOpt = Annotated[
     Path | None, typer.Option("--data", help="candles (.csv/.csv.gz/.parquet); default: bundled BTCUSDT 1h")
@@ -69,6 +68,8 @@ def _training(module: str) -> Any:
 
 
 def _candles(data: Path | None, bars: int | None) -> Any:
+    from tradingbot.domain.candles import CandleDataError, bundled_path, load_candles
+
     try:
         frame = load_candles(data or bundled_path())
     except CandleDataError as exc:
@@ -115,11 +116,12 @@ def _epoch_progress(label: str) -> tuple[Any, Any]:
 
 def _register(metadata: Any, uri: str) -> None:
     from tradingbot.adapters.model.registry import register_version
-    from tradingbot.adapters.persistence.config import PersistenceSettings, read_state
+    from tradingbot.adapters.persistence.config import read_state
     from tradingbot.adapters.persistence.db import check_connection, get_engine, session_scope
     from tradingbot.adapters.persistence.errors import DatabaseUnavailable
+    from tradingbot.settings import Settings
 
-    settings = PersistenceSettings()
+    settings = Settings().persistence  # this command's own read
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()
     else:
@@ -185,6 +187,9 @@ def train(
     ] = None,
 ) -> None:
     """Train the LSTM (progress per epoch), then export it to ONNX with the parity check."""
+    from tradingbot.domain.candles import bundled_path
+    from tradingbot.domain.features import FeatureError
+
     training = _training("train")
     save_checkpoint, train_model = training.save_checkpoint, training.train_model
 
@@ -206,6 +211,8 @@ def train(
 def _metrics(trained: Any, report: Path | None) -> dict[str, Any]:
     """The model's own validation-tail figures (early stopping saw them: not out of sample) and, when
     given, the walk-forward report's out-of-sample summary."""
+    import numpy as np
+
     ends = trained.val_ends
     pred, actual = trained.predict_returns(ends), trained.targets[ends]
     mask = actual != 0
@@ -241,6 +248,9 @@ def export(
     register: Annotated[bool, typer.Option("--register", help="record the version in model_versions")] = False,
 ) -> None:
     """Convert a Keras checkpoint to ONNX; writes nothing unless ONNX and Keras agree (< 1e-4)."""
+    from tradingbot.domain.candles import CandleDataError
+    from tradingbot.domain.features import FeatureError
+
     load_checkpoint = _training("train").load_checkpoint
 
     if not (checkpoint / "training.json").is_file():
@@ -271,6 +281,8 @@ def evaluate(
     ),
 ) -> None:
     """Walk-forward out-of-sample evaluation beside naive baselines, with a fee-paying backtest."""
+    from tradingbot.domain.features import FeatureError
+
     evaluating = _training("evaluate")
     EvalConfig, render_markdown, walk_forward = (
         evaluating.EvalConfig,
@@ -322,6 +334,8 @@ def list_(
     db: Annotated[bool, typer.Option("--db", help="list the model_versions registry instead")] = False,
 ) -> None:
     """Model versions: local artifact folders (default) or the database registry."""
+    from rich.table import Table
+
     if db:
         _list_db()
         return
@@ -343,12 +357,15 @@ def list_(
 
 
 def _list_db() -> None:
+    from rich.table import Table
+
     from tradingbot.adapters.model.registry import list_versions
-    from tradingbot.adapters.persistence.config import PersistenceSettings, read_state
+    from tradingbot.adapters.persistence.config import read_state
     from tradingbot.adapters.persistence.db import check_connection, get_engine, session_scope
     from tradingbot.adapters.persistence.errors import DatabaseUnavailable
+    from tradingbot.settings import Settings
 
-    settings = PersistenceSettings()
+    settings = Settings().persistence  # this command's own read
     url = settings.database_url.get_secret_value() if settings.database_url else None
     if url is None:
         state = read_state(settings.data_dir)
@@ -384,6 +401,7 @@ def predict(
 ) -> None:
     """Predict the next bar's return from the last candles with ONNX Runtime (no TensorFlow)."""
     from tradingbot.adapters.model.predictor import Predictor, load_default_predictor
+    from tradingbot.domain.features import FeatureError
 
     candles = _candles(data, bars)
     try:

@@ -8,20 +8,18 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import select
 
-from tradingbot.adapters.persistence import repositories as repo
-from tradingbot.adapters.persistence.config import PersistenceSettings
-from tradingbot.adapters.persistence.db import session_scope
-from tradingbot.adapters.persistence.models import Account, Decision
+from tradingbot.entrypoints.cli.console import lazy_console
 
-out = Console()
-err = Console(stderr=True)
+# The pipeline and persistence (SQLAlchemy) load inside the commands, so `tradingbot --help` stays fast.
+if TYPE_CHECKING:
+    from tradingbot.adapters.persistence.models import Decision
+
+out = lazy_console()
+err = lazy_console(stderr=True)
 executions_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Pipeline executions.")
 
 DEMO_ACCOUNT = "demo"
@@ -29,8 +27,9 @@ DEMO_ACCOUNT = "demo"
 
 def _runtime() -> Any:
     from tradingbot.pipeline.runtime import Runtime, set_runtime
+    from tradingbot.settings import Settings
 
-    rt = Runtime()
+    rt = Runtime(config=Settings())  # this command's own read, not the process-wide cache
     try:
         rt.engine()
     except RuntimeError as exc:
@@ -43,9 +42,12 @@ def _runtime() -> Any:
 def _demo_token(rt: Any, data_dir: Path) -> str:
     """The demo paper account's webhook token, created on first run and kept in .data (mode 0600)
     so the printed curl command stays valid across restarts."""
+    from tradingbot.adapters.persistence import repositories as repo
+    from tradingbot.adapters.persistence.db import session_scope
+
     token_file = data_dir / "demo-webhook-token"
     with session_scope(rt.engine()) as s:
-        exists = s.scalars(select(Account).where(Account.name == DEMO_ACCOUNT)).one_or_none() is not None
+        exists = repo.find_account(s, DEMO_ACCOUNT) is not None
         if exists and token_file.exists():
             return token_file.read_text().strip()
         if exists:
@@ -67,12 +69,12 @@ def sample_alert(token: str, price: float, action: str = "long", strategy: str =
 
 def _model_direction(rt: Any) -> str | None:
     """The committed LSTM's call on the bundled candles' last bar (None without a model)."""
-    from tradingbot.pipeline.stages import predict_stage
+    from tradingbot.domain.alert import AlertContent
+    from tradingbot.pipeline.predict import predict_alert
 
     alert = sample_alert("x" * 20, 1.0)
     alert.pop("token")
-    out = predict_stage(rt, {"alert": alert})
-    direction = out.get("direction")
+    direction = getattr(predict_alert(rt, AlertContent.model_validate(alert)), "direction", None)
     return direction if direction in ("long", "short") else None
 
 
@@ -88,13 +90,16 @@ def serve(
     from tradingbot.entrypoints.local.runner import LocalStepFunctions, TraceRecorder
     from tradingbot.entrypoints.local.servers import start_detached
     from tradingbot.pipeline.runtime import Runtime, set_runtime
+    from tradingbot.settings import Settings
 
-    settings = PersistenceSettings()
-    if settings.database_url is None or settings.redis_url is None:
+    settings = Settings()
+    db_url = redis_url = None  # None: the settings' DATABASE_URL / REDIS_URL
+    if settings.persistence.database_url is None or settings.persistence.redis_url is None:
         servers = start_detached(data_dir)
-        os.environ.setdefault("DATABASE_URL", servers.database_url)
-        os.environ.setdefault("REDIS_URL", servers.redis_url)
-    rt = Runtime(db_pool_size=40)  # threaded server + in-process pipeline share the pool
+        db_url = None if settings.persistence.database_url else servers.database_url
+        redis_url = None if settings.persistence.redis_url else servers.redis_url
+    # threaded server + in-process pipeline share the pool
+    rt = Runtime(config=settings, database_url=db_url, redis_url=redis_url, db_pool_size=40)
     set_runtime(rt)
     market = BundledCandles()
     rt.candle_source = market
@@ -109,7 +114,7 @@ def serve(
             if not body.get("duplicate"):
                 recorder.watch(body["execution_id"])
 
-    from tradingbot.entrypoints.lambdas.handlers import webhook_handler
+    from tradingbot.entrypoints.lambdas.webhook import handler as webhook_handler
 
     server = make_server(host, port, webhook_handler, on_response)
     serve_in_thread(server)
@@ -140,9 +145,14 @@ def serve(
 @executions_app.command("list")
 def executions_list(limit: Annotated[int, typer.Option(help="rows")] = 20) -> None:
     """The latest executions with their outcome."""
+    from rich.table import Table
+
+    from tradingbot.adapters.persistence import repositories as repo
+    from tradingbot.adapters.persistence.db import session_scope
+
     rt = _runtime()
     with session_scope(rt.engine()) as s:
-        rows = s.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit)).all()
+        rows = repo.recent_decisions(s, limit)
         table = Table(title="executions (newest first)")
         for col in ("id", "execution", "symbol", "action", "status", "ms", "reason"):
             table.add_column(col)
@@ -154,14 +164,13 @@ def executions_list(limit: Annotated[int, typer.Option(help="rows")] = 20) -> No
 
 
 def _find(s: Any, ident: str) -> Decision:
-    q = select(Decision).where(Decision.execution_name == ident)
-    if ident.isdigit():
-        q = select(Decision).where(Decision.id == int(ident))
-    decision = s.scalars(q).one_or_none()
+    from tradingbot.adapters.persistence import repositories as repo
+
+    decision = repo.find_decision(s, ident)
     if decision is None:
         err.print(f"[bold red]error:[/] no execution {ident!r} (see `tradingbot executions list`)")
         raise typer.Exit(2)
-    return decision  # type: ignore[no-any-return]
+    return decision
 
 
 @executions_app.command("show")
@@ -170,6 +179,10 @@ def executions_show(
     as_json: Annotated[bool, typer.Option("--json", help="the whole record as JSON")] = False,
 ) -> None:
     """Each state of one execution with its input, output and duration."""
+    from rich.table import Table
+
+    from tradingbot.adapters.persistence.db import session_scope
+
     rt = _runtime()
     with session_scope(rt.engine()) as s:
         d = _find(s, ident)
@@ -201,6 +214,7 @@ def replay(
 ) -> None:
     """Re-run an execution with its recorded input. The order's client id comes from the alert, so
     the exchange layer answers "already placed" unless --new-order is given."""
+    from tradingbot.adapters.persistence.db import session_scope
     from tradingbot.entrypoints.local.runner import LocalStepFunctions
 
     rt = _runtime()
@@ -232,6 +246,8 @@ def kill_switch(
 ) -> None:
     """Stop (or allow again) all new orders, for one account or all of them."""
     from tradingbot.adapters.cache import CacheUnavailable
+    from tradingbot.adapters.persistence import repositories as repo
+    from tradingbot.adapters.persistence.db import session_scope
 
     if action not in ("engage", "release", "status"):
         err.print(f"[bold red]error:[/] action must be engage, release or status, got {action!r}")

@@ -1,6 +1,6 @@
 """Run the real state machine definition locally: moto's Step Functions interpreter executes
 ``statemachines/trading_pipeline.asl.json``; its Lambda invocations are dispatched in-process to the
-same handlers that run on AWS (``tradingbot.entrypoints.lambdas.handlers``).
+same handlers that run on AWS (``tradingbot.entrypoints.lambdas.registry``).
 
 Used by ``tradingbot serve`` (``make run``), ``tradingbot replay`` and the tests.
 """
@@ -18,45 +18,52 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import literal, update
-from sqlalchemy.dialects.postgresql import JSONB
-
+from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
-from tradingbot.adapters.persistence.models import Decision
 from tradingbot.pipeline.runtime import Runtime
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 FUNCTION_PREFIX = "tradingbot-"
-SUBSTITUTIONS = {
-    "PredictFunctionArn": "predict",
-    "VoteFunctionArn": "vote",
-    "StrategiesFunctionArn": "strategies",
-    "ValidateFunctionArn": "validate",
-    "ExecuteFunctionArn": "execute",
-    "NotifyFunctionArn": "notify",
-    "RecordOutcomeFunctionArn": "record_outcome",
-}
+TRADING_PIPELINE = "trading_pipeline.asl.json"
+# placeholder -> what it names, per definition; CDK builds DefinitionSubstitutions from the same file
+MANIFEST = "substitutions.json"
 
 
-def definition_path() -> Path:
-    """The .asl.json: from the repository when running from a checkout, else from the package."""
-    repo_file = Path(__file__).resolve().parents[4] / "statemachines" / "trading_pipeline.asl.json"
+def definition_path(name: str = TRADING_PIPELINE) -> Path:
+    """A statemachines/ file: from the repository when running from a checkout, else from the package."""
+    repo_file = Path(__file__).resolve().parents[4] / "statemachines" / name
     if repo_file.exists():
         return repo_file
-    return Path(str(resources.files("tradingbot") / "statemachines" / "trading_pipeline.asl.json"))
+    return Path(str(resources.files("tradingbot") / "statemachines" / name))
 
 
 def function_arn(name: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{FUNCTION_PREFIX}{name}"
 
 
+def substitutions(definition: Path) -> dict[str, str]:
+    """placeholder -> local ARN for each placeholder the manifest lists for ``definition`` (by file name)."""
+    entries = json.loads(definition_path(MANIFEST).read_text())["definitions"].get(definition.name)
+    if entries is None:
+        raise ValueError(f"{MANIFEST} has no entry for {definition.name}")
+    arns = {}
+    for placeholder, target in entries.items():
+        if set(target) != {"function"}:
+            raise ValueError(f"{MANIFEST}: {definition.name} ${{{placeholder}}} names {target}, not a function")
+        arns[placeholder] = function_arn(target["function"])
+    return arns
+
+
 def render_definition(path: Path | None = None) -> str:
-    text = (path or definition_path()).read_text()
-    for placeholder, name in SUBSTITUTIONS.items():
-        text = text.replace("${" + placeholder + "}", function_arn(name))
+    """The definition with every placeholder replaced by its local ARN; a placeholder the manifest
+    does not list is an error (moto would accept it and fail only when the state runs)."""
+    definition = path or definition_path()
+    text = definition.read_text()
+    for placeholder, arn in substitutions(definition).items():
+        text = text.replace("${" + placeholder + "}", arn)
     if "${" in text:
-        raise ValueError("unsubstituted placeholder left in the state machine definition")
+        raise ValueError(f"unsubstituted placeholder left in the state machine definition {definition.name}")
     return text
 
 
@@ -94,7 +101,7 @@ class LocalStepFunctions:
     """moto Step Functions with the pipeline's state machine and in-process Lambdas."""
 
     def __init__(self, runtime: Runtime, handlers: dict[str, Handler] | None = None) -> None:
-        from tradingbot.entrypoints.lambdas.handlers import HANDLERS
+        from tradingbot.entrypoints.lambdas.registry import HANDLERS
 
         self.runtime = runtime
         self.handlers = dict(handlers or HANDLERS)
@@ -215,15 +222,7 @@ def store_trace(rt: Runtime, execution_name: str, desc: dict[str, Any], trace: l
         "states": trace,
     }  # fmt: skip
     with session_scope(rt.engine()) as s:
-        s.execute(
-            update(Decision)
-            .where(Decision.execution_name == execution_name)
-            .values(
-                stages=Decision.stages.op("||")(
-                    literal(json.loads(json.dumps({"_execution": meta}, default=str)), JSONB)
-                )
-            )
-        )
+        repo.attach_execution_trace(s, execution_name, meta)
 
 
 @contextmanager

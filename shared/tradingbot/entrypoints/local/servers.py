@@ -38,18 +38,23 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from tradingbot.adapters.persistence.config import STATE_FILE, Servers, read_state
+from tradingbot.errors import PermanentError
+
+# persistence.config loads pydantic-settings and (through its package) SQLAlchemy: about 0.6 s that
+# `tradingbot --help` must not pay, so the functions below import it when they run.
+if TYPE_CHECKING:
+    from tradingbot.adapters.persistence.config import Servers
 
 Purpose = Literal["test", "run"]
 _PG_DATABASE = "tradingbot"
 _START_TIMEOUT_S = 30.0
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(PermanentError, RuntimeError):
     """An embedded server did not come up; the message includes the tail of its log."""
 
 
@@ -310,8 +315,15 @@ class EmbeddedRedis:
 
 
 def _env_url(purpose: Purpose, kind: Literal["DATABASE", "REDIS"]) -> str | None:
-    name = f"TEST_{kind}_URL" if purpose == "test" else f"{kind}_URL"
-    return os.environ.get(name) or None
+    """A server someone else runs: TEST_*_URL for the test suite (test-only, so not a setting),
+    else the settings' DATABASE_URL / REDIS_URL."""
+    if purpose == "test":
+        return os.environ.get(f"TEST_{kind}_URL") or None
+    from tradingbot.settings import PersistenceSection
+
+    section = PersistenceSection()
+    url = section.database_url if kind == "DATABASE" else section.redis_url
+    return url.get_secret_value() if url is not None else None
 
 
 def migrate_database(url: str) -> None:
@@ -323,6 +335,8 @@ def migrate_database(url: str) -> None:
 @contextmanager
 def running_servers(data_dir: Path, *, purpose: Purpose = "run", run_migrations: bool = True) -> Iterator[Servers]:
     """Yield URLs of a running PostgreSQL and Redis; stop whatever this call started on exit."""
+    from tradingbot.adapters.persistence.config import Servers
+
     with ExitStack() as stack:
         db_url = _env_url(purpose, "DATABASE")
         if db_url is None:
@@ -341,6 +355,8 @@ def running_servers(data_dir: Path, *, purpose: Purpose = "run", run_migrations:
 
 def start_detached(data_dir: Path) -> Servers:
     """Start (or reuse) servers that outlive this process; their URLs go to ``data_dir/servers.json``."""
+    from tradingbot.adapters.persistence.config import STATE_FILE, Servers, read_state
+
     existing = read_state(data_dir)
     if existing is not None:
         return existing
@@ -360,6 +376,8 @@ def start_detached(data_dir: Path) -> Servers:
 
 
 def stop_detached(data_dir: Path) -> None:
+    from tradingbot.adapters.persistence.config import STATE_FILE
+
     EmbeddedRedis(data_dir / "redis").stop()
     if (data_dir / "pg").exists():
         EmbeddedPostgres(data_dir / "pg").stop()

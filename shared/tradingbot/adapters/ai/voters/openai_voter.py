@@ -22,6 +22,7 @@ from tradingbot.adapters.ai.defaults import DEFAULT_COMPATIBLE_MODEL, DEFAULT_OP
 from tradingbot.adapters.ai.voters.base import CallFailure, Reply, RetryingVoter, classify_stainless
 from tradingbot.domain.brief import SYSTEM_PROMPT, Brief, render_user_prompt
 from tradingbot.domain.vote import VOTE_JSON_SCHEMA, Usage
+from tradingbot.errors import PermanentError
 
 MAX_OUTPUT_TOKENS = 300
 SCHEMA_NAME = "cast_vote"
@@ -56,7 +57,7 @@ def _responses_reply(resp: Any) -> Reply:
     return Reply(answer="".join(texts) or None, usage=usage)
 
 
-class _IncompleteError(ValueError):
+class _IncompleteError(PermanentError, ValueError):
     """A 200 response that carries no usable answer (truncated)."""
 
 

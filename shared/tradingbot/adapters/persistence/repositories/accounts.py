@@ -185,3 +185,34 @@ def reencrypt_all_credentials(session: Session, cipher: EnvelopeCipher) -> tuple
     result = reencrypt_all(rows, cipher)
     session.flush()
     return result
+
+
+def account_by_id(session: Session, account_id: int) -> Account | None:
+    """Primary-key lookup (the identity map answers a second call in the same transaction)."""
+    return session.get(Account, account_id)
+
+
+def find_account(session: Session, name: str) -> Account | None:
+    """Like :func:`get_account`, but None instead of ``UnknownAccount``."""
+    return session.scalars(select(Account).where(Account.name == name)).one_or_none()
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    id: int
+    name: str
+
+
+def account_refs(session: Session, name: str | None = None) -> list[AccountRef]:
+    """Every enabled account by name, or the one named ``name`` whether enabled or not (an operator
+    asking for one account by name means it); empty if there is none."""
+    stmt = select(Account.id, Account.name).where(Account.enabled).order_by(Account.name)
+    if name is not None:
+        stmt = select(Account.id, Account.name).where(Account.name == name)
+    return [AccountRef(int(i), str(n)) for i, n in session.execute(stmt).all()]
+
+
+def credential_hints(session: Session) -> dict[int, str]:
+    """Masked API key per account id (the hint is stored in clear; the keys never leave the envelope)."""
+    stmt = select(ApiCredential.account_id, ApiCredential.api_key_hint)
+    return {int(row.account_id): str(row.api_key_hint) for row in session.execute(stmt)}

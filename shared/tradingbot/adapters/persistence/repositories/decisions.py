@@ -12,10 +12,12 @@ recorded" answer) while everything else in the transaction stays usable.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
 from tradingbot.adapters.persistence.models import (
@@ -53,3 +55,28 @@ def record_decision(
         .returning(Decision)
     )
     return session.scalars(stmt, execution_options={"populate_existing": True}).one()
+
+
+def recent_decisions(session: Session, limit: int = 20) -> Sequence[Decision]:
+    """The newest decisions first."""
+    return session.scalars(select(Decision).order_by(Decision.id.desc()).limit(limit)).all()
+
+
+def find_decision(session: Session, ident: str) -> Decision | None:
+    """A decision by its row id (all digits) or by its execution name."""
+    stmt = select(Decision).where(Decision.execution_name == ident)
+    if ident.isdigit():
+        stmt = select(Decision).where(Decision.id == int(ident))
+    return session.scalars(stmt).one_or_none()
+
+
+def attach_execution_trace(session: Session, execution_name: str, meta: dict[str, Any]) -> None:
+    """Merge ``{"_execution": meta}`` into the decision's ``stages`` (jsonb ``||``, in the database:
+    the stage outputs written meanwhile by the pipeline are kept). No row: nothing happens.
+    ``meta`` goes through JSON first, so datetimes and Decimals arrive as strings."""
+    doc = json.loads(json.dumps({"_execution": meta}, default=str))
+    session.execute(
+        update(Decision)
+        .where(Decision.execution_name == execution_name)
+        .values(stages=Decision.stages.op("||")(literal(doc, JSONB)))
+    )

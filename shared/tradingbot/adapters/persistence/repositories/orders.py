@@ -13,11 +13,12 @@ recorded" answer) while everything else in the transaction stays usable.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -146,3 +147,52 @@ def recent_orders(session: Session, account_id: int, limit: int = 1000) -> Seque
         .limit(limit)
     )
     return session.scalars(stmt).all()
+
+
+def order_status(session: Session, client_order_id: str, *, lock: bool = False) -> str | None:
+    """The order's stored status, or None without a row; ``lock`` holds the row FOR UPDATE until
+    the transaction ends, so a check-then-transition cannot race another worker's transition."""
+    stmt = select(Order.status).where(Order.client_order_id == client_order_id)
+    return session.scalar(stmt.with_for_update() if lock else stmt)
+
+
+def order_by_client_id(session: Session, client_order_id: str) -> Order | None:
+    return session.scalars(select(Order).where(Order.client_order_id == client_order_id)).one_or_none()
+
+
+def orders_by_client_ids(session: Session, client_order_ids: Iterable[str]) -> Sequence[Order]:
+    """The rows among ``client_order_ids`` that exist (one unique-index probe each, one round trip)."""
+    return session.scalars(select(Order).where(Order.client_order_id.in_(list(client_order_ids)))).all()
+
+
+def filled_quantity(session: Session, order_id: int) -> Decimal:
+    """What the recorded fills of an order add up to (0 without fills)."""
+    total = session.scalar(select(func.coalesce(func.sum(Fill.quantity), 0)).where(Fill.order_id == order_id))
+    return Decimal(total or 0)
+
+
+def order_fills(session: Session, order_id: int) -> list[tuple[Decimal, Decimal]]:
+    """(quantity, price) of each recorded fill of an order."""
+    rows = session.execute(select(Fill.quantity, Fill.price).where(Fill.order_id == order_id)).all()
+    return [(Decimal(q), Decimal(p)) for q, p in rows]
+
+
+@dataclass(frozen=True)
+class LiveOrderRow:
+    """What reconcile needs to look a live order up on the venue."""
+
+    client_order_id: str
+    symbol: str
+    type: str
+    status: str
+    created_at: dt.datetime
+
+
+def orders_in_status(session: Session, account_id: int, statuses: Iterable[str]) -> list[LiveOrderRow]:
+    """An account's orders in ``statuses``, oldest first (by id)."""
+    rows = session.execute(
+        select(Order.client_order_id, Order.symbol, Order.type, Order.status, Order.created_at)
+        .where(Order.account_id == account_id, Order.status.in_(list(statuses)))
+        .order_by(Order.id)
+    ).all()
+    return [LiveOrderRow(*row) for row in rows]

@@ -1,7 +1,6 @@
-"""Lambda handlers: thin adapters from events to the pipeline's domain functions.
+"""Lambda ``webhook``: ``POST /webhook/tradingview``, ``GET /health`` and ``GET /docs`` behind API Gateway.
 
-``functions/<stage>/handler.py`` re-exports these, so AWS, the local server and the tests run the
-same code. Powertools Logger/Tracer/Metrics stay here at the edge; the domain never imports them.
+It ships as a small zip Lambda: its import graph stays free of pandas and numba (a test holds it).
 """
 
 from __future__ import annotations
@@ -10,19 +9,16 @@ import base64
 import json
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel
 
 from tradingbot.domain.alert import TradingViewAlert
-from tradingbot.pipeline import stages
+from tradingbot.entrypoints.lambdas.edge import http_edge, logger
 from tradingbot.pipeline.runtime import get_runtime
 from tradingbot.pipeline.webhook import WebhookResult, receive_alert
-
-logger = Logger(service="tradingbot")
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title="TradingBot AI webhook", version="1.0.0")
@@ -108,7 +104,12 @@ def health() -> dict[str, Any]:
     return {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", "checks": checks}
 
 
-def webhook_handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+def _json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+@http_edge("webhook", correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raw = _event_body(event)
     limit = get_runtime().settings.webhook_max_body_bytes
     is_webhook = str(event.get("path", "")).startswith("/webhook")
@@ -117,16 +118,14 @@ def webhook_handler(event: dict[str, Any], context: LambdaContext | None) -> dic
         # stored record as any other bad body, at no parsing cost
         ip = (event.get("requestContext") or {}).get("identity", {}).get("sourceIp")
         result = receive_alert(get_runtime(), raw, ip)
-        return {"statusCode": result.status, "headers": {"Content-Type": "application/json"},
-                "body": json.dumps(result.body)}  # fmt: skip
+        return _json_response(result.status, result.body)
     try:
-        return app.resolve(event, context)  # type: ignore[arg-type]
+        return app.resolve(event, context)
     except Exception:
         # a dependency failed (database pool exhausted or unreachable, Redis ...): the sender gets a
         # retryable 503 with a reason, never an unhandled error; redeliveries are de-duplicated
         logger.exception("webhook failed", extra={"event": "webhook_error"})
-        return {"statusCode": 503, "headers": {"Content-Type": "application/json"},
-                "body": json.dumps({"error": "unavailable", "message": "temporarily unavailable; retry"})}  # fmt: skip
+        return _json_response(503, {"error": "unavailable", "message": "temporarily unavailable; retry"})
 
 
 def _not_utf8(raw: bytes) -> bool:
@@ -135,69 +134,3 @@ def _not_utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     return False
-
-
-# ------------------------------------------------------------------ state machine tasks
-
-
-def predict_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    return stages.predict_stage(get_runtime(), event)
-
-
-def vote_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    return stages.vote_stage(get_runtime(), event)
-
-
-def strategies_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    return stages.strategies_stage(get_runtime(), event)
-
-
-def validate_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    out = stages.validate_stage(get_runtime(), event)
-    # structured events: CloudWatch metric filters (cdk/tradingbot_infra/monitoring.py) count them
-    if out["action"] == "trade":
-        logger.info("trade approved", extra={"event": "trade_approved", "symbol": out["intent"]["symbol"]})
-    else:
-        logger.info("trade rejected", extra={"event": "trade_rejected", "reason": out["reason"]})
-    return out
-
-
-def execute_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    from tradingbot.pipeline.execute import execute_stage
-
-    report = execute_stage(get_runtime(), event)
-    status = report.get("status")
-    if status in ("filled", "partially_filled"):
-        logger.info("order placed", extra={"event": "order_placed", "status": status, "symbol": report.get("symbol")})
-    elif status == "rejected":
-        logger.warning("order rejected", extra={"event": "order_rejected", "reason": report.get("reason")})
-    return report
-
-
-def notify_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    records = event.get("Records")
-    if records:  # a CloudWatch alarm through SNS
-        return stages.notify_alarms(get_runtime(), records)
-    return stages.notify_stage(get_runtime(), event)
-
-
-def record_outcome_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    return stages.record_outcome_stage(get_runtime(), event)
-
-
-def backtest_handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    return stages.optimise(event)
-
-
-# name used in the state machine (and for the functions/ folders) -> handler
-HANDLERS = {
-    "webhook": webhook_handler,
-    "predict": predict_handler,
-    "vote": vote_handler,
-    "strategies": strategies_handler,
-    "validate": validate_handler,
-    "execute": execute_handler,
-    "notify": notify_handler,
-    "record_outcome": record_outcome_handler,
-    "backtest": backtest_handler,
-}

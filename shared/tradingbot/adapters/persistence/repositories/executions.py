@@ -1,0 +1,44 @@
+"""Executions: one Execute-stage outcome per (account, decision), so a retry of a finished decision
+answers with the stored report instead of trading again.
+
+Repository functions: the only SQL the product runs. Each takes a Session inside a transaction
+(``session_scope``) and never commits itself, so a caller can group alert + decision + order into
+one atomic unit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from tradingbot.adapters.persistence.models import Execution
+
+
+def find_execution(session: Session, account_id: int, decision_key: str) -> Execution | None:
+    stmt = select(Execution).where(Execution.account_id == account_id, Execution.decision_key == decision_key)
+    return session.scalars(stmt).one_or_none()
+
+
+def store_execution(
+    session: Session,
+    *,
+    account_id: int,
+    decision_key: str,
+    symbol: str,
+    action: str,
+    status: str,
+    reason: str | None,
+    report: dict[str, Any],
+) -> None:
+    """Insert or overwrite the decision's outcome (a ``pending`` one is replaced when a retry settles it).
+    ``symbol`` and ``action`` are cut to their column widths: a venue symbol never is longer, a
+    malformed intent must still leave its rejection on record."""
+    values: dict[str, Any] = {
+        "symbol": symbol[:32], "action": action[:16], "status": status,
+        "reason": reason, "report": report, "updated_at": func.now(),
+    }  # fmt: skip
+    stmt = insert(Execution).values(account_id=account_id, decision_key=decision_key, **values)
+    session.execute(stmt.on_conflict_do_update(index_elements=["account_id", "decision_key"], set_=values))

@@ -1,0 +1,15 @@
+"""Lambda ``record_outcome``: the decision record and the alert's final status, on every path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tradingbot.entrypoints.lambdas.edge import lambda_edge, parse
+from tradingbot.pipeline.contracts import RecordRequest
+from tradingbot.pipeline.record import record_outcome_stage
+from tradingbot.pipeline.runtime import get_runtime
+
+
+@lambda_edge("record_outcome", correlation_id_path="execution_name")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return record_outcome_stage(get_runtime(), parse(RecordRequest, event)).to_json()
