@@ -1,7 +1,7 @@
 """The one settings object: every knob the package reads, from the environment (and ``.env``).
 
 Each section is its own pydantic-settings class, so a section keeps the flat variable names the
-README, the CDK app (cdk/tradingbot_infra/compute.py) and operators already use (``DATABASE_URL``,
+README, the CDK app (cdk/tradingbot_infra/lambdas.py) and operators already use (``DATABASE_URL``,
 ``VALIDATE_MIN_WIN_RATE``, ``FEED_SYMBOLS`` ...) instead of a ``SECTION__FIELD`` nesting. Every
 default works on a fresh checkout; nothing here reaches the network.
 

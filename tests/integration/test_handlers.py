@@ -73,8 +73,13 @@ class _Telegram(BaseHTTPRequestHandler):
         message = {"message_id": len(_Telegram.received), "chat": {"id": body["chat_id"]}, "text": body["text"]}
         refused = {"ok": False, "error_code": 401, "description": "Unauthorized"}
         payload = {"ok": True, "result": message} if ok else refused
+        status = 200 if ok else 401
+        if self.path == "/botFLOODED/sendMessage":  # flood control: 429 with parameters.retry_after
+            # https://core.telegram.org/bots/api#responseparameters (retry_after: seconds to wait)
+            status, payload = 429, {"ok": False, "error_code": 429, "parameters": {"retry_after": 7},
+                                    "description": "Too Many Requests: retry after 7"}  # fmt: skip
         data = json.dumps(payload).encode()
-        self.send_response(200 if ok else 401)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -148,3 +153,19 @@ def test_order_and_signal_events_are_logged_for_the_metric_filters(
     # which is what the CloudWatch metric filters match ($.event = "...")
     events = [(getattr(r, "event", None), getattr(r, "reason", "")) for r in caplog.records]
     assert any(e == "trade_rejected" and "backtest_win_rate" in str(reason) for e, reason in events), events
+
+
+def test_notify_flood_control_is_retryable_with_telegrams_retry_after(
+    telegram: list[dict[str, Any]], runtime: Runtime
+) -> None:
+    from tradingbot.adapters.notify import TelegramBot, TelegramRateLimited
+    from tradingbot.errors import RETRYABLE_ERROR_NAME
+
+    runtime.settings = runtime.settings.model_copy(update={"telegram_bot_token": SecretStr("FLOODED")})
+    with pytest.raises(Exception) as raised:
+        load_handler("notify")(event("pipeline_input.json"), None)
+    assert type(raised.value).__name__ == RETRYABLE_ERROR_NAME  # the state machine retries it
+    api = runtime.settings.telegram_api_url
+    with pytest.raises(TelegramRateLimited) as limited:
+        TelegramBot(api_url=api, token="FLOODED").send_message("42", "hi")
+    assert limited.value.retry_after_s == 7.0

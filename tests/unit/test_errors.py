@@ -43,6 +43,8 @@ TRANSIENT = {
     "tradingbot.adapters.feed.backfill.BackfillUnavailable",
     "tradingbot.domain.exchange.ExchangeUnavailable",
     "tradingbot.domain.exchange.RateLimited",
+    "tradingbot.adapters.notify.TelegramUnavailable",  # Bot API unreachable or 5xx
+    "tradingbot.adapters.notify.TelegramRateLimited",  # 429 with retry_after
     "tradingbot.entrypoints.lambdas.edge.TransientError",  # the name the state machine retries
 }
 

@@ -1,6 +1,6 @@
 """Cold-start adapter for AWS: turn the CDK's secret ARNs into the settings' secret-backed fields.
 
-The CDK app (cdk/tradingbot_infra/compute.py) gives each Lambda ``DB_SECRET_ARN``, ``DB_HOST``
+The CDK app (cdk/tradingbot_infra/lambdas.py) gives each Lambda ``DB_SECRET_ARN``, ``DB_HOST``
 (the RDS Proxy), ``REDIS_HOST`` / ``REDIS_AUTH_SECRET_ARN`` and ``<PROVIDER>_SECRET_ARN``
 (``Settings.aws``). :func:`with_secrets` reads each secret once per cold start and returns a copy
 of the settings with the database URL, the Redis URL, the AI keys and the Telegram token filled in

@@ -7,9 +7,7 @@ import json
 import logging
 from typing import Any
 
-import requests
-
-from tradingbot.errors import TransientError
+from tradingbot.adapters.notify import TelegramBot, TelegramRefused
 from tradingbot.pipeline.common import StageError
 from tradingbot.pipeline.contracts import AlarmsResult, NotifyResult, PipelineState
 from tradingbot.pipeline.runtime import Runtime
@@ -38,22 +36,15 @@ def notify_alarms(rt: Runtime, records: list[dict[str, Any]]) -> AlarmsResult:
 
 
 def send(rt: Runtime, text: str) -> NotifyResult:
-    """One message. Telegram's Bot API answers 429 (with ``retry_after``) when flooded and 5xx when
-    it is down: both are worth retrying; any other refusal (``ok: false``) is permanent
-    (https://core.telegram.org/bots/api#making-requests)."""
+    """One message, to Telegram when a bot token is configured, else to the log. Telegram's 429 and
+    5xx are transient (the state machine retries); any other refusal fails the stage with its reason."""
     s = rt.settings
     token = s.telegram_token()
     if not token:
         log.info("notify: %s", text)
         return NotifyResult(channel="log", text=text)
-    url = f"{s.telegram_api_url.rstrip('/')}/bot{token}/sendMessage"
     try:
-        resp = requests.post(url, json={"chat_id": s.telegram_chat_id, "text": text}, timeout=5)
-    except requests.RequestException as exc:
-        raise TransientError(f"telegram unreachable: {type(exc).__name__}") from None
-    if resp.status_code == 429 or resp.status_code >= 500:
-        raise TransientError(f"telegram answered {resp.status_code}")
-    body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
-    if not body.get("ok"):
-        raise StageError(f"telegram refused the message: {body.get('description', resp.status_code)}")
-    return NotifyResult(channel="telegram", text=text, message_id=body.get("result", {}).get("message_id"))
+        message_id = TelegramBot(api_url=s.telegram_api_url, token=token).send_message(s.telegram_chat_id, text)
+    except TelegramRefused as exc:
+        raise StageError(str(exc)) from None
+    return NotifyResult(channel="telegram", text=text, message_id=message_id)

@@ -64,7 +64,7 @@ def run_reconcile(
     """The command's work without the CLI around it (tests call this)."""
     from tradingbot.adapters.persistence import repositories as repo
     from tradingbot.adapters.persistence.db import session_scope
-    from tradingbot.adapters.persistence.errors import PersistenceError
+    from tradingbot.adapters.persistence.errors import UnknownAccount
     from tradingbot.pipeline.order_service import default_exchange_factory, load_account
     from tradingbot.pipeline.reconcile import reconcile_account
 
@@ -74,7 +74,7 @@ def run_reconcile(
     with sessions() as s:
         accounts = repo.account_refs(s, account)
     if account is not None and not accounts:
-        raise PersistenceError(f"no account named {account!r}")
+        raise UnknownAccount(account)
     factory = default_exchange_factory(sessions, cache, cipher)
     reports = []
     for ref in accounts:

@@ -11,15 +11,14 @@ Every Lambda handler of the product is wrapped by :func:`lambda_edge` (the webho
 2. ``@tracer.capture_lambda_handler``: one X-Ray subsegment per invocation;
 3. ``@metrics.log_metrics(capture_cold_start_metric=True)``: CloudWatch EMF, flushed after each call, with
    one ``<Function>Succeeded|Retryable|Failed`` count (``Http2xx|4xx|5xx`` for the webhook);
-4. :func:`retryable`: any :class:`~tradingbot.errors.TransientError` (and, until every adapter error
-   derives from it, ``DatabaseUnavailable`` and ``CacheUnavailable``) leaves the function as an
+4. :func:`retryable`: any :class:`~tradingbot.errors.TransientError` leaves the function as an
    exception whose class name is :data:`~tradingbot.errors.RETRYABLE_ERROR_NAME`. Lambda reports an
    unhandled exception's class name as ``errorType`` and Step Functions matches that name in a
    Retry's ``ErrorEquals``, so the ASL retries exactly one name for every dependency blip.
 
 Locally (tests, ``tradingbot serve``: no X-Ray daemon, no EMF agent) tracing and metrics are off
-unless the environment says otherwise (``POWERTOOLS_TRACE_DISABLED``, ``POWERTOOLS_METRICS_DISABLED``,
-read when a handler is decorated), and a handler called with ``context=None`` gets a local
+unless ``POWERTOOLS_TRACE_DISABLED`` / ``POWERTOOLS_METRICS_DISABLED`` say otherwise (read, never
+written), and a handler called with ``context=None`` gets a local
 stand-in context, so the same decorated handler runs on AWS and in-process.
 """
 
@@ -32,32 +31,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from tradingbot.adapters.cache import CacheUnavailable
-from tradingbot.adapters.persistence.errors import DatabaseUnavailable
-from tradingbot.errors import RETRYABLE_ERROR_NAME, TransientError
-from tradingbot.pipeline.common import StageError
-
-if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:  # not on Lambda: nothing listens for traces or EMF
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-
-# imported after the local defaults above: Tracer reads them when it is created
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from pydantic import BaseModel, ValidationError
 
-SERVICE = "tradingbot"  # POWERTOOLS_SERVICE_NAME on AWS (cdk/tradingbot_infra/compute.py)
+from tradingbot.errors import RETRYABLE_ERROR_NAME, TransientError
+from tradingbot.pipeline.common import StageError
+
+#: Not on Lambda (tests, ``tradingbot serve``): nothing listens for traces or EMF, so both are off
+#: unless ``POWERTOOLS_TRACE_DISABLED`` / ``POWERTOOLS_METRICS_DISABLED`` say "false" explicitly.
+#: Read here and passed to Powertools; the environment is never written.
+ON_LAMBDA = "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+
+def _disabled(variable: str) -> bool:
+    value = os.environ.get(variable)
+    return not ON_LAMBDA if value is None else value.strip().lower() in {"1", "true"}
+
+
+SERVICE = "tradingbot"  # POWERTOOLS_SERVICE_NAME on AWS (cdk/tradingbot_infra/lambdas.py)
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TradingBot"
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+tracer = Tracer(service=SERVICE, disabled=_disabled("POWERTOOLS_TRACE_DISABLED"))
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-#: Errors that mean "a dependency was briefly unavailable". ``DatabaseUnavailable`` and
-#: ``CacheUnavailable`` are named until they derive from ``TransientError`` themselves.
-TRANSIENT: tuple[type[BaseException], ...] = (TransientError, DatabaseUnavailable, CacheUnavailable)
+#: Errors that mean "a dependency was briefly unavailable": the whole transient branch of the tree
+#: (``DatabaseUnavailable``, ``CacheUnavailable``, ``ExchangeUnavailable``, ``RateLimited`` ...).
+TRANSIENT: tuple[type[BaseException], ...] = (TransientError,)
 
 #: The one exception class the state machine retries (its ``__name__`` is what Lambda reports).
 Retryable: type[TransientError] = type(
@@ -140,6 +142,8 @@ def _emf_enabled() -> bool:
     """Metrics off (locally, by default): the handler is not wrapped at all. Powertools keeps one metric
     set per process, and in-process handlers on several threads (the local runner's parallel branches
     beside the webhook) would flush each other's and warn about an empty set."""
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED") is None:
+        return ON_LAMBDA
     return not is_metrics_disabled()
 
 

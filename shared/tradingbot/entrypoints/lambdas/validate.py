@@ -13,7 +13,7 @@ from tradingbot.pipeline.validate import validate_stage
 @lambda_edge("validate")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     out = validate_stage(get_runtime(), parse(PipelineState, event))
-    # structured events: CloudWatch metric filters (cdk/tradingbot_infra/monitoring.py) count them
+    # structured events: CloudWatch metric filters (cdk/tradingbot_infra/alarms.py) count them
     if out.action == "trade":
         logger.info("trade approved", extra={"event": "trade_approved", "symbol": out.intent.symbol})
     else:
