@@ -14,7 +14,8 @@ EXTRAS ?= dev,training,cdk
 .PHONY: help venv run stop test bench lint clean
 
 help:
-	@echo "make run    - embedded PostgreSQL + Redis, then the webhook and pipeline on 127.0.0.1:8001"
+	@echo "make run    - embedded PostgreSQL + Redis, the market feed (or the labelled offline replay), the webhook"
+	@echo "              and the pipeline on 127.0.0.1:8001, paper-trading the live market"
 	@echo "make stop   - stop the embedded servers started by make run"
 	@echo "make test   - create .venv (python3.12), install, lint, run the test suite"
 	@echo "make bench  - run benchmarks/ and print figures beside their references"
@@ -33,7 +34,10 @@ venv: $(STAMP)
 
 # Starts (or reuses) the embedded PostgreSQL and Redis under .data/ (migrated), creates the demo
 # paper account if needed, and serves the webhook + the whole pipeline on http://127.0.0.1:8001
-# until Ctrl-C. `make stop` stops the database servers.
+# until Ctrl-C. `serve` runs the market feed in-process (Binance USD-M public streams by default,
+# FEED_*), or, when the venue cannot be reached, an offline replay of the packaged candles that
+# says so at start, in /health and in every decision; and the paper matcher that fills resting
+# paper stops and targets on its prices. Ctrl-C stops all of it; `make stop` stops the database servers.
 PORT ?= 8001
 run: $(STAMP)
 	$(VENV)/bin/tradingbot servers up

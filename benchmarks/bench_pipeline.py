@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from tradingbot.adapters.market import start_price_feeder
+from bench_candles import seed_live_market  # benchmarks/ is the script's directory
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
 from tradingbot.adapters.persistence.models import Alert, Decision, Order
@@ -59,7 +59,7 @@ DUPLICATES: list[bytes] = []  # 202 answers that said "duplicate": the same aler
 ACTION = "long"  # set in main() to the committed LSTM's call, so the alert can pass the LSTM rule
 
 
-def alert(token: str, i: int) -> bytes:
+def alert(token: str, i: float) -> bytes:
     now = dt.datetime.now(dt.UTC).isoformat()
     return json.dumps({"token": token, "strategy": "bollinger", "symbol": "BTCUSDT", "action": ACTION,
                        "price": 56588.0 + i * 0.01, "time": now}).encode()  # fmt: skip
@@ -224,7 +224,8 @@ def bench_dedupe(rt: Runtime, token: str, deliveries: int) -> None:
         server = make_server("127.0.0.1", 0, webhook_handler)
         serve_in_thread(server)
         url = f"http://127.0.0.1:{server.server_address[1]}/webhook/tradingview"
-        body = alert(token, 424242)
+        # a price no other alert here has (three decimals), within the price rule's 1 % of the market
+        body = alert(token, 42.5)
         with cf.ThreadPoolExecutor(max_workers=50) as pool:
             results = list(pool.map(lambda _: post(url, body), range(deliveries)))
         server.shutdown()
@@ -233,7 +234,7 @@ def bench_dedupe(rt: Runtime, token: str, deliveries: int) -> None:
     finally:
         local.stop()
     with session_scope(rt.engine()) as s:
-        key_rows = s.scalar(select(func.count()).select_from(Alert).where(Alert.raw_body.contains("60830.42"))) or 0
+        key_rows = s.scalar(select(func.count()).select_from(Alert).where(Alert.raw_body.contains("56588.425"))) or 0
         decisions = (
             s.scalar(select(func.count()).select_from(Decision).where(Decision.execution_name.like("tv-%"))) or 0
         )
@@ -258,7 +259,8 @@ def main() -> None:
             with session_scope(rt.engine()) as s:
                 acc, token = repo.create_account(s, name="bench", exchange="paper", testnet=True)
                 account_id = acc.id
-            feeder = start_price_feeder(rt.cache, "BTC/USDT:USDT", 56588.0)  # the paper market
+            # the live market: the feed's candle and price keys (packaged candles re-timed to now)
+            feeder, _ = seed_live_market(rt.cache)
             global ACTION  # noqa: PLW0603 - benchmark script
             probe = json.loads(alert("x" * 20, 0))
             probe.pop("token")

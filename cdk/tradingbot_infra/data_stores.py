@@ -102,6 +102,11 @@ class Database(Concern):
         self.proxy_sg.connections.allow_from(
             network.lambda_sg, ec2.Port.tcp(POSTGRES_PORT), "Lambdas to RDS Proxy (TLS)"
         )
+        # the paper matcher (second container of the feed task) fills paper orders on the feed's ticks;
+        # the group's description still says "Lambdas only": changing it would replace the group
+        self.proxy_sg.connections.allow_from(
+            network.feed_sg, ec2.Port.tcp(POSTGRES_PORT), "paper matcher (feed task) to RDS Proxy (TLS)"
+        )
 
         engine = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17_9)
         params = rds.ParameterGroup(

@@ -1,5 +1,7 @@
 """The market feed concern: one Fargate service (ECS cluster, task, health check) that holds the
-exchange WebSockets and writes the latest prices to Redis."""
+exchange WebSockets and writes the latest prices to Redis, with the paper matcher beside it (a second
+container of the same task: it fills paper orders on the ticks the feed publishes, in PostgreSQL;
+docs/adr/0007-paper-matching.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from .naming import Concern, flat_unique_id
 from .network import NetworkStack
 from .paths import DOCKER_CONTEXT_EXCLUDE, REPO_ROOT
 from .util import retention
+
+MATCHER_ENV = ("POWERTOOLS_", "REDIS_", "DB_")
 
 # ECS ignores the image's HEALTHCHECK: the same probe of the feed's /health (200 only when every
 # stream is connected and fresh and Redis took a write recently)
@@ -70,6 +74,26 @@ class MarketFeed(Concern):
                 start_period=Duration.seconds(60),
             ),
         )
+        # same image, its own process: a slow database never stalls the feed's event loop
+        task.add_container(
+            "paper-matcher",
+            image=ecs.ContainerImage.from_asset(
+                str(REPO_ROOT),
+                file="functions/market_feed/Dockerfile",
+                platform=image_platform(cfg),
+                exclude=DOCKER_CONTEXT_EXCLUDE,
+                ignore_mode=IgnoreMode.DOCKER,
+            ),
+            command=["python", "-m", "tradingbot.entrypoints.paper_matcher"],
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="paper-matcher", log_group=feed_logs),
+            # DB_SECRET_ARN / DB_* and REDIS_* / REDIS_AUTH_SECRET_ARN: resolved once at start (adapters/aws.py)
+            environment={k: v for k, v in common_environment(data).items() if k.startswith(MATCHER_ENV)},
+            readonly_root_filesystem=True,
+            stop_timeout=Duration.seconds(10),
+            essential=True,  # a task whose paper stops cannot fire is restarted, not left running
+        )
+        for secret in ("database", "redis"):
+            data.secrets[secret].grant_read(task.task_role)
         self.service = ecs.FargateService(
             self,
             "Feed",

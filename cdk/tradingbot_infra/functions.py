@@ -80,7 +80,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "places the order (ccxt) or paper-trades it",
         layers=("common", "exchange"),
         memory_mb=1024,
-        timeout_s=30,
+        # the order service's worst case (RetryPolicy.worst_case_s: 40 s venue budget + 10 s local
+        # I/O) with room; tests/unit/test_execute_budget.py holds the two together
+        timeout_s=60,
         reserved_concurrency=True,
         secrets=("database", "redis", "kek", "binance", "okx"),
     ),

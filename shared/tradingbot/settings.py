@@ -8,7 +8,7 @@ default works on a fresh checkout; nothing here reaches the network.
 Secrets never pass through ``os.environ``: on AWS the CDK gives only secret ARNs, and
 ``tradingbot.adapters.aws.with_secrets`` fills the secret-backed fields (``SecretStr``) of a
 *copy* of these settings at cold start. This module sits below the adapters (import-linter's
-layers contract) and imports nothing of the package, so every layer can read it.
+layers contract) and imports nothing of the package but the domain's cost constants, so every layer can read it.
 
 :func:`get_settings` reads once per process (a Lambda cold start); a CLI command, whose process a
 test run shares with many others, builds its own ``Settings()``; tests call :func:`reset_settings`.
@@ -23,6 +23,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tradingbot.domain.costs import SLIPPAGE_BPS, TAKER_FEE_RATE
 
 
 def _split(value: object) -> object:
@@ -151,6 +153,32 @@ class ValidationPolicy(BaseSettings):
         validation_alias="DEFAULT_TAKE_PROFIT_PCT",
         description="take-profit distance (%) when the alert names none",
     )
+    max_price_deviation_pct: Decimal = Field(
+        default=Decimal("1.0"),
+        gt=0,
+        validation_alias="VALIDATE_MAX_PRICE_DEVIATION_PCT",
+        description="the alert's price may differ from the feed's live last/mark price by at most this (%)",
+    )
+    live_price_max_age_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias="VALIDATE_LIVE_PRICE_MAX_AGE_S",
+        description="a feed price older than this is not live (the price sanity rule then fails closed)",
+    )
+    fee_rate: Decimal = Field(
+        default=TAKER_FEE_RATE,
+        ge=0,
+        lt=Decimal("0.05"),
+        validation_alias="TRADING_FEE_RATE",
+        description="taker fee per side (fraction of notional): the win-rate backtest and the paper exchange",
+    )
+    slippage_bps: Decimal = Field(
+        default=SLIPPAGE_BPS,
+        ge=0,
+        lt=1000,
+        validation_alias="TRADING_SLIPPAGE_BPS",
+        description="adverse slippage per fill (basis points): the win-rate backtest and the paper exchange",
+    )
 
 
 class TelegramSection(BaseSettings):
@@ -212,8 +240,32 @@ class PipelineSection(ValidationPolicy, TelegramSection):
     )
     candles_for_signals: int = Field(
         default=500,
+        ge=2,
         validation_alias="PIPELINE_CANDLES",
-        description="candles the predict, vote and strategies stages read",
+        description="closed candles the predict, vote and strategies stages read (at most)",
+    )
+    min_candles: int = Field(
+        default=300,
+        ge=2,
+        validation_alias="PIPELINE_MIN_CANDLES",
+        description="fewer closed candles than this in the feed's cache: the stage fails closed (too short)",
+    )
+    candles_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias="PIPELINE_CANDLES_GRACE_S",
+        description="the last closed bar may be one interval plus this old before the candles count as stale",
+    )
+    paper_reference_venue: Literal["binanceusdm", "okx"] = Field(
+        default="binanceusdm",
+        validation_alias="PAPER_REFERENCE_VENUE",
+        description="whose market a paper account's candles and prices come from",
+    )
+    backfill_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="PIPELINE_BACKFILL_TIMEOUT_S",
+        description="per request of the REST backfill that fills a cold candle cache (ccxt fetch_ohlcv)",
     )
 
     def symbols(self) -> set[str]:
@@ -366,6 +418,48 @@ class ModelSection(BaseSettings):
         return self.artifact_uri.strip().lower() in ("none", "off", "false", "0")
 
 
+class HistorySection(BaseSettings):
+    """Downloaded candle history for research (``tradingbot data download``; the backtest and
+    optimise commands and the optimisation worker read it). The venue's REST base URL is the
+    feed's (``FEED_BINANCE_REST_URL`` / ``FEED_OKX_REST_URL``)."""
+
+    model_config = _ENV
+
+    uri: str | None = Field(
+        default=None,
+        validation_alias="HISTORY_URI",
+        description="folder or s3://bucket/prefix; unset: s3://$ARTIFACTS_BUCKET/data/history on AWS "
+        "(the backtest function may read data/*), else .data/history",
+    )
+    artifacts_bucket: str | None = Field(
+        default=None, validation_alias="ARTIFACTS_BUCKET", description="the project bucket (the CDK sets it)"
+    )
+    timeout_s: float = Field(
+        default=10.0, gt=0, validation_alias="HISTORY_TIMEOUT_S", description="per REST request of a download"
+    )
+
+    def root(self) -> str:
+        if self.uri:
+            return self.uri
+        return f"s3://{self.artifacts_bucket}/data/history" if self.artifacts_bucket else ".data/history"
+
+
+class LocalRunSection(BaseSettings):
+    """``tradingbot serve`` (``make run``): where its market comes from."""
+
+    model_config = _ENV
+
+    market: Literal["auto", "live", "replay"] = Field(
+        default="auto",
+        validation_alias="LOCAL_MARKET",
+        description="auto: the live feed (FEED_*) when the venue answers, else the labelled offline replay; "
+        "live: the feed only; replay: the offline replay only",
+    )
+    probe_timeout_s: float = Field(
+        default=3.0, gt=0, validation_alias="LOCAL_MARKET_PROBE_S", description="how long the venue check waits"
+    )
+
+
 class Settings(BaseSettings):
     """All sections. Each reads its own variables; this root reads nothing itself, so a variable
     named like a section (``AI``, ``FEED`` ...) cannot replace one."""
@@ -376,6 +470,8 @@ class Settings(BaseSettings):
     feed: FeedSection = Field(default_factory=FeedSection)
     aws: AwsSection = Field(default_factory=AwsSection)
     model: ModelSection = Field(default_factory=ModelSection)
+    history: HistorySection = Field(default_factory=HistorySection)
+    local: LocalRunSection = Field(default_factory=LocalRunSection)
 
     @classmethod
     def settings_customise_sources(

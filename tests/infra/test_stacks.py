@@ -56,8 +56,8 @@ def test_security_groups_least_privilege(synth: Synth) -> None:
         return "db-endpoint-port" if isinstance(value, dict) and "Endpoint.Port" in json.dumps(value) else value
 
     ports = sorted(str(port(r)) for r in _ingress(synth, "data"))
-    # proxy <- Lambdas, db <- proxy, redis <- Lambdas, redis <- feed
-    assert ports == ["5432", "6379", "6379", "db-endpoint-port"], ports
+    # proxy <- Lambdas, proxy <- feed task (the paper matcher), db <- proxy, redis <- Lambdas, redis <- feed
+    assert ports == ["5432", "5432", "6379", "6379", "db-endpoint-port"], ports
     for sg in [
         *synth.resources("network", "AWS::EC2::SecurityGroup").values(),
         *synth.resources("data", "AWS::EC2::SecurityGroup").values(),
@@ -318,10 +318,23 @@ def test_market_feed_service(synth: Synth) -> None:
             "ContainerDefinitions": [
                 Match.object_like(
                     {
+                        "Name": "feed",
                         "ReadonlyRootFilesystem": True,
                         "Secrets": [Match.object_like({"Name": "REDIS_AUTH_TOKEN"})],
                     }
-                )
+                ),
+                # the paper matcher: the same image, its own process, the database through RDS Proxy
+                Match.object_like(
+                    {
+                        "Name": "paper-matcher",
+                        "Command": ["python", "-m", "tradingbot.entrypoints.paper_matcher"],
+                        "Essential": True,
+                        "ReadonlyRootFilesystem": True,
+                        "Environment": Match.array_with(
+                            [Match.object_like({"Name": "DB_SECRET_ARN"}), Match.object_like({"Name": "DB_HOST"})]
+                        ),
+                    }
+                ),
             ],
         },
     )

@@ -7,12 +7,27 @@ Faults (``venue.inject(Fault(...))``) are consumed by the next order-create requ
 * ``timeout_after_accept``: the order is booked, then the answer waits ``delay_s`` (past the
   client's timeout), so the client never learns the outcome.
 * ``error_5xx`` / ``error_5xx_after_accept``: a 503 before / after the order is booked.
+* ``status_unknown``: Binance -1007 "Timeout waiting for response from backend server. Send status
+  unknown; execution status unknown." / OKX 50004 "Endpoint request timeout (does not indicate
+  success or failure of order ...)", on a 503; the order is booked when ``accept`` (the default),
+  not booked otherwise: the answer is the same, which is the point.
+* ``rate_limit_5xx``: the venue's rate-limit code on a 503 page (ccxt raises its rate-limit class;
+  the status says the request reached the back end); booked when ``accept``.
+* ``bad_response``: Binance -1006 "An unexpected response was received from the message bus.
+  Execution status unknown." on a 400 (ccxt: OperationFailed); booked when ``accept``.
 * ``rate_limit``: 429 (or 418 with ``status=418``) and ``Retry-After``; nothing booked.
 * ``insufficient_margin``: the venue's margin error; nothing booked.
 * ``partial_fill``: the order fills ``fraction`` of its quantity.
 
-``lookup_misses`` makes the next N order lookups answer "does not exist" even for a booked order
-(the venue's read side lagging its write side), which is what makes a create answer "duplicate".
+Documented venue rules the servers follow (each cited where it is enforced): Binance's client id is
+unique among OPEN orders only (a filled order's id is accepted again), its format is checked
+(-4015), reduce-only without a position to reduce is refused (-2022), a Hedge Mode account refuses
+one-way orders (-4061), and commission is published only in the trade list; OKX checks the clOrdId
+format (51000) and the demo header (``x-simulated-trading: 1``), and publishes fills with clOrdId.
+
+Book knobs: ``read_lag_s`` (the order exists, but Query Order answers "does not exist" for that long
+after acceptance: the venue's read side lagging its matching engine), ``trade_lag_s`` (the same for
+the trade list), ``hedge_mode``, ``brackets_missing`` (bases without leverage brackets / ``lever``).
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import re
 import socket
 import threading
 import time
@@ -46,6 +62,7 @@ class Fault:
     status: int = 429
     retry_after_s: float = 1.0
     fraction: Decimal = Decimal("0.5")
+    accept: bool = True  # status_unknown / rate_limit_5xx / bad_response: was the order booked?
 
 
 @dataclass
@@ -75,14 +92,19 @@ class Book:
     wallet: Decimal = Decimal(10_000)
     leverage: dict[str, int] = field(default_factory=dict)
     margin_mode: dict[str, str] = field(default_factory=dict)
-    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # client id -> its latest order
     positions: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # base -> (signed qty, entry)
     accepted: list[str] = field(default_factory=list)  # client ids in booking order (duplicates would show)
+    trades: list[dict[str, Any]] = field(default_factory=list)  # executions, in order
     create_requests: int = 0
     lookups: int = 0
     request_log: list[tuple[str, str]] = field(default_factory=list)
     faults: deque[Fault] = field(default_factory=deque)
-    lookup_misses: int = 0
+    read_lag_s: float = 0.0
+    trade_lag_s: float = 0.0
+    hedge_mode: bool = False
+    brackets_missing: set[str] = field(default_factory=set)
+    create_delay_s: float = 0.0  # every accepted create answers this much later (concurrency tests)
     fee_rate: Decimal = Decimal("0.0005")
     ids: Any = field(default_factory=lambda: itertools.count(8_389_765_000))
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -126,11 +148,10 @@ class Book:
         order: dict[str, Any] = {
             "id": next(self.ids), "cid": cid, "base": base, "side": side, "type": otype, "qty": qty,
             "price": price, "trigger": trigger, "reduce_only": reduce_only, "filled": Decimal(0),
-            "avg": Decimal(0), "status": "NEW", "time": int(time.time() * 1000),
+            "avg": Decimal(0), "status": "NEW", "time": int(time.time() * 1000), "accepted_at": time.monotonic(),
         }  # fmt: skip
         if reduce_only and otype in ("MARKET", "LIMIT"):
-            cur = self.positions.get(base, (Decimal(0), Decimal(0)))[0]
-            qty = min(qty, abs(cur)) if (cur > 0) == (side == "sell") else Decimal(0)
+            qty = min(qty, self.reducible(base, side))
         marketable = otype == "MARKET" or (
             otype == "LIMIT" and price is not None and ((side == "buy") == (price >= spec.price))
         )
@@ -139,6 +160,11 @@ class Book:
             fill_price = spec.price if otype == "MARKET" else (price or spec.price)
             self.fill(base, side, fill_qty, fill_price)
             order["filled"], order["avg"] = fill_qty, fill_price
+            self.trades.append({
+                "id": next(self.ids), "order": order, "price": fill_price, "qty": fill_qty,
+                "fee": fill_qty * fill_price * self.fee_rate, "time": int(time.time() * 1000),
+                "accepted_at": time.monotonic(),
+            })  # fmt: skip
             if fill_qty == order["qty"]:
                 order["status"] = "FILLED"
             else:
@@ -146,6 +172,19 @@ class Book:
         self.orders[cid] = order
         self.accepted.append(cid)
         return order
+
+    def reducible(self, base: str, side: str) -> Decimal:
+        """How much a reduce-only order on ``side`` can reduce: the opposite position's size."""
+        cur = self.positions.get(base, (Decimal(0), Decimal(0)))[0]
+        return abs(cur) if cur != 0 and (cur > 0) == (side == "sell") else Decimal(0)
+
+    def is_open(self, cid: str) -> bool:
+        order = self.orders.get(cid)
+        return order is not None and order["status"] in ("NEW", "PARTIALLY_FILLED")
+
+    def visible(self, row: dict[str, Any], lag_s: float) -> bool:
+        """The read side lags the matching engine by ``lag_s``: a younger row is not served yet."""
+        return time.monotonic() - float(row["accepted_at"]) >= lag_s
 
     def margin_ok(self, base: str, qty: Decimal, reduce_only: bool) -> bool:
         if reduce_only:
@@ -216,6 +255,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         raise NotImplementedError
+
+
+_BINANCE_CID = re.compile(r"[\.A-Z\:/a-z0-9_-]{1,36}")
+# OKX clOrdId: "Client Order ID as assigned by the client. A combination of case-sensitive
+# alphanumerics, all numbers, or all letters of up to 32 characters."
+# (https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order)
+_OKX_CID = re.compile(r"[A-Za-z0-9]{1,32}")
+_UNKNOWN_FAULTS = frozenset({"status_unknown", "rate_limit_5xx", "bad_response"})
 
 
 def _d(value: Decimal) -> str:
@@ -358,8 +405,31 @@ class BinanceHandler(_Handler):
             if fault and fault.kind == "error_5xx":
                 self._send(503, {"code": -1001, "msg": "Internal error; unable to process your request."})
                 return
-            if cid in book.orders:
+            unbooked = fault is not None and fault.kind in _UNKNOWN_FAULTS and not fault.accept
+            if unbooked:
+                self._unknown_answer(fault)  # type: ignore[arg-type]
+                return
+            # newClientOrderId: "A unique id among open orders. Automatically generated if not sent.
+            # Can only be string following the rule: ^[\.A-Z\:/a-z0-9_-]{1,36}$"
+            # https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order
+            # (-4015 CLIENT_ORDER_ID_INVALID "Client order id is not valid.",
+            # https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code)
+            if cid and not _BINANCE_CID.fullmatch(cid):
+                self._send(400, {"code": -4015, "msg": "Client order id is not valid."})
+                return
+            # unique among OPEN orders only: the id of a filled/canceled/expired order is accepted
+            # again as a NEW order (-4116 DUPLICATED_CLIENT_ORDER_ID "ClientOrderId is duplicated.")
+            if cid and book.is_open(cid):
                 self._send(400, {"code": -4116, "msg": "ClientOrderId is duplicated."})
+                return
+            # positionSide: "Default BOTH for One-way Mode; LONG or SHORT for Hedge Mode. It must be
+            # sent in Hedge Mode." (New Order) -> -4061 POSITION_SIDE_NOT_MATCH
+            if book.hedge_mode and params.get("positionSide", "BOTH") == "BOTH":
+                self._send(400, {"code": -4061, "msg": "Order's position side does not match user's setting."})
+                return
+            # -2022 REDUCE_ONLY_REJECT "ReduceOnly Order is rejected.": nothing to reduce
+            if reduce_only and not algo and book.reducible(spec.base, params["side"].lower()) == 0:
+                self._send(400, {"code": -2022, "msg": "ReduceOnly Order is rejected."})
                 return
             if (qty % spec.step) != 0 or qty < spec.min_qty:
                 self._send(400, {"code": -4003, "msg": "Quantity less than or equal to zero."})
@@ -379,25 +449,45 @@ class BinanceHandler(_Handler):
                 order = book.book_order(cid, spec.base, params["side"].lower(), otype, qty, price, None, reduce_only,
                                         fraction)  # fmt: skip
             answer = self._algo_json(order) if algo else self._order_json(order)
+        if book.create_delay_s:
+            time.sleep(book.create_delay_s)
         if fault and fault.kind == "timeout_after_accept":
             time.sleep(fault.delay_s)
         if fault and fault.kind == "error_5xx_after_accept":
             self._send(503, {"code": -1007, "msg": "Timeout waiting for response from backend server. "
                              "Send status unknown; execution status unknown."})  # fmt: skip
             return
+        if fault and fault.kind in _UNKNOWN_FAULTS:
+            self._unknown_answer(fault)
+            return
         self._send(200, answer)
 
+    def _unknown_answer(self, fault: Fault) -> None:
+        """Answers after which the order may or may not exist. "HTTP 5XX return codes are used for
+        internal errors ... the execution status is UNKNOWN and could have been a success."
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info)"""
+        if fault.kind == "status_unknown":
+            self._send(503, {"code": -1007, "msg": "Timeout waiting for response from backend server. "
+                             "Send status unknown; execution status unknown."})  # fmt: skip
+        elif fault.kind == "rate_limit_5xx":
+            self._send(503, {"code": -1003, "msg": "Too many requests; current limit is 2400 requests per minute."})
+        else:  # bad_response
+            self._send(400, {"code": -1006, "msg": "An unexpected response was received from the message bus. "
+                             "Execution status unknown."})  # fmt: skip
+
     def _lookup(self, params: dict[str, str], algo: bool) -> dict[str, Any] | None:
+        """Query Order by origClientOrderId or orderId ("Either orderId or origClientOrderId must be
+        sent", https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Query-Order);
+        an order younger than ``read_lag_s`` answers -2013 "Order does not exist." like a missing one."""
         cid = params.get("clientAlgoId" if algo else "origClientOrderId")
         with self.book.lock:
             self.book.lookups += 1
-            if self.book.lookup_misses > 0:
-                self.book.lookup_misses -= 1
-                return None
             if cid is not None:
-                return self.book.orders.get(cid)
-            oid = params.get("algoId" if algo else "orderId")
-            return next((o for o in self.book.orders.values() if str(o["id"]) == oid), None)
+                order = self.book.orders.get(cid)
+            else:
+                oid = params.get("algoId" if algo else "orderId")
+                order = next((o for o in self.book.orders.values() if str(o["id"]) == oid), None)
+            return order if order is not None and self.book.visible(order, self.book.read_lag_s) else None
 
     def _post_fapi_v1_order(self, params: dict[str, str]) -> None:
         self._create(params, algo=False)
@@ -459,9 +549,46 @@ class BinanceHandler(_Handler):
         self.book.margin_mode[spec.base] = params["marginType"]
         self._send(200, {"code": 200, "msg": "success"})
 
+    def _get_fapi_v1_positionSide_dual(self, _: dict[str, str]) -> None:  # noqa: N802
+        """Get Current Position Mode: ``{"dualSidePosition": true}`` = Hedge Mode, false = One-way
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Current-Position-Mode)."""
+        self._send(200, {"dualSidePosition": self.book.hedge_mode})
+
+    def _get_fapi_v1_userTrades(self, params: dict[str, str]) -> None:  # noqa: N802
+        """Account Trade List: symbol required, orderId optional, startTime/endTime; the rows carry
+        ``orderId`` but no client order id, and the ``commission``
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List)."""
+        spec = self._spec(params)
+        if spec is None:
+            return
+        start = int(params.get("startTime", "0"))
+        end = int(params.get("endTime", str(2**62)))
+        if "startTime" in params and "endTime" in params and end - start > 7 * 86_400_000:
+            self._send(400, {"code": -1127, "msg": "More than 7 days between startTime and endTime."})
+            return
+        out = []
+        with self.book.lock:
+            for t in self.book.trades:
+                o = t["order"]
+                if o["base"] != spec.base or not self.book.visible(t, self.book.trade_lag_s):
+                    continue
+                if "orderId" in params and str(o["id"]) != params["orderId"]:
+                    continue
+                if not start <= t["time"] <= end:
+                    continue
+                out.append({
+                    "buyer": o["side"] == "buy", "commission": _d(t["fee"]), "commissionAsset": "USDT",
+                    "id": t["id"], "maker": False, "orderId": o["id"], "price": _d(t["price"]), "qty": _d(t["qty"]),
+                    "quoteQty": _d(t["qty"] * t["price"]), "realizedPnl": "0", "side": o["side"].upper(),
+                    "positionSide": "BOTH", "symbol": f"{spec.base}USDT", "time": t["time"],
+                })  # fmt: skip
+        self._send(200, out[-int(params.get("limit", "500")) :])
+
     def _get_fapi_v1_leverageBracket(self, params: dict[str, str]) -> None:  # noqa: N802
         out = []
         for spec in SPECS.values():
+            if spec.base in self.book.brackets_missing:
+                continue
             out.append({"symbol": f"{spec.base}USDT", "notionalCoef": 1.0, "brackets": [
                 {"bracket": 1, "initialLeverage": spec.max_leverage, "notionalCap": 50000, "notionalFloor": 0,
                  "maintMarginRatio": 0.004, "cum": 0.0},
@@ -526,6 +653,12 @@ class OkxHandler(_Handler):
             if error:
                 self._send(401, {"code": error[0], "msg": error[1], "data": []})
                 return
+            # the demo keys answer only with "x-simulated-trading: 1" on the request
+            # (https://www.okx.com/docs-v5/en/#overview-demo-trading-services); without it 50101
+            # "APIKey does not match current environment." (https://www.okx.com/docs-v5/en/#error-code)
+            if self.headers.get("x-simulated-trading") != "1":
+                self._send(401, {"code": "50101", "msg": "APIKey does not match current environment.", "data": []})
+                return
         params: Any = dict(parse_qsl(parts.query)) if method == "GET" else (json.loads(body) if body else {})
         route(params)
 
@@ -561,7 +694,8 @@ class OkxHandler(_Handler):
                 data.append({
                     "alias": "", "baseCcy": "", "category": "1", "ctMult": "1", "ctType": "linear",
                     "ctVal": _d(spec.ct_val), "ctValCcy": spec.base, "expTime": "", "instFamily": f"{spec.base}-USDT",
-                    "instId": f"{spec.base}-USDT-SWAP", "instType": "SWAP", "lever": str(spec.max_leverage),
+                    "instId": f"{spec.base}-USDT-SWAP", "instType": "SWAP",
+                    "lever": "" if spec.base in self.book.brackets_missing else str(spec.max_leverage),
                     "listTime": "1611916828000", "lotSz": "0.01", "maxIcebergSz": "100000000", "maxLmtAmt": "20000000",
                     "maxLmtSz": "100000000", "maxMktAmt": "", "maxMktSz": "12000", "maxStopSz": "12000",
                     "maxTriggerSz": "100000000", "maxTwapSz": "100000000", "minSz": "0.01", "optType": "",
@@ -597,8 +731,25 @@ class OkxHandler(_Handler):
                 self._send(503, {"code": "50001", "msg": "Service temporarily unavailable, please try again later.",
                                  "data": []})  # fmt: skip
                 return
-            if cid in book.orders:
+            if fault is not None and fault.kind in _UNKNOWN_FAULTS and not fault.accept:
+                self._unknown_answer(fault)
+                return
+            if cid and not _OKX_CID.fullmatch(cid):  # 51000 "Parameter {param0} error"
+                self._fail("51000", f"Parameter {'algoClOrdId' if algo else 'clOrdId'} error", cid, algo)
+                return
+            # OKX documents the clOrdId format, not how long it stays unique; the stand-in takes the
+            # weaker rule (Binance's: unique among live orders), so nothing passes only because
+            # the venue refused a duplicate
+            if cid and book.is_open(cid):
                 self._fail("51016", "Duplicated clOrdId", cid, algo)
+                return
+            # long_short_mode needs posSide long/short on every order: 51000 "Parameter posSide error"
+            if book.hedge_mode and p.get("posSide", "net") == "net":
+                self._fail("51000", "Parameter posSide error", cid, algo)
+                return
+            if reduce_only and not algo and book.reducible(spec.base, str(p.get("side"))) == 0:
+                self._fail("51169", "Order failed because you don't have any positions in this direction for "
+                           "this contract to reduce or close.", cid, algo)  # fmt: skip
                 return
             if contracts < Decimal("0.01") or (contracts % Decimal("0.01")) != 0:
                 self._fail("51020", "Order amount should be greater than the min available amount.", cid, algo)
@@ -617,10 +768,15 @@ class OkxHandler(_Handler):
                 order = book.book_order(cid, spec.base, p["side"], otype, qty, price, None, reduce_only, fraction)
             if order["status"] == "EXPIRED":  # OKX: an IOC remainder is canceled
                 order["status"] = "CANCELED"
+        if book.create_delay_s:
+            time.sleep(book.create_delay_s)
         if fault and fault.kind == "timeout_after_accept":
             time.sleep(fault.delay_s)
         if fault and fault.kind == "error_5xx_after_accept":
             self._send(503, {"code": "50001", "msg": "Service temporarily unavailable", "data": []})
+            return
+        if fault and fault.kind in _UNKNOWN_FAULTS:
+            self._unknown_answer(fault)
             return
         item = {"clOrdId": "" if algo else cid, "ordId": str(order["id"]), "sCode": "0", "sMsg": "Order placed",
                 "tag": "", "ts": str(order["time"])}  # fmt: skip
@@ -628,6 +784,14 @@ class OkxHandler(_Handler):
             item = {"algoClOrdId": cid, "algoId": str(order["id"]), "clOrdId": "", "sCode": "0", "sMsg": "",
                     "tag": ""}  # fmt: skip
         self._send(200, _okx_ok([item]))
+
+    def _unknown_answer(self, fault: Fault) -> None:
+        if fault.kind == "rate_limit_5xx":
+            self._send(503, {"code": "50011", "msg": "Too Many Requests", "data": []})
+        else:  # 50004 "Endpoint request timeout (does not indicate success or failure of order, please
+            # check order status)" (https://www.okx.com/docs-v5/en/#error-code)
+            self._send(503, {"code": "50004", "msg": "Endpoint request timeout (does not indicate success or "
+                             "failure of order, please check order status)", "data": []})  # fmt: skip
 
     def _state(self, o: dict[str, Any]) -> str:
         return {"NEW": "live", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled",
@@ -667,13 +831,55 @@ class OkxHandler(_Handler):
     def _find(self, cid: str | None, algo: bool) -> dict[str, Any] | None:
         with self.book.lock:
             self.book.lookups += 1
-            if self.book.lookup_misses > 0:
-                self.book.lookup_misses -= 1
-                return None
             order = self.book.orders.get(cid or "")
-        if order is None or (order["type"] in ("MARKET", "LIMIT")) == algo:
+            if order is None or not self.book.visible(order, self.book.read_lag_s):
+                return None  # 51603 "Order does not exist" (also while the read side lags)
+        if (order["type"] in ("MARKET", "LIMIT")) == algo:
             return None
         return order
+
+    def _get_asset_currencies(self, _: dict[str, str]) -> None:
+        self._send(200, _okx_ok([]))  # ccxt reads it outside demo trading; nothing the tests need
+
+    def _get_account_config(self, _: dict[str, str]) -> None:
+        """posMode ``long_short_mode`` (hedge) or ``net_mode`` (one-way)
+        (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-account-configuration)."""
+        mode = "long_short_mode" if self.book.hedge_mode else "net_mode"
+        self._send(200, _okx_ok([{
+            "acctLv": "2", "autoLoan": False, "ctIsoMode": "automatic", "greeksType": "PA", "level": "Lv1",
+            "levelTmp": "", "mgnIsoMode": "automatic", "posMode": mode, "uid": "44705892343619584",
+            "mainUid": "44705892343619584", "label": "tradingbot", "perm": "read_only,trade",
+        }]))  # fmt: skip
+
+    def _fills(self, p: dict[str, str]) -> None:
+        """Transaction details: instType, instId, ordId, begin/end (ms); rows carry clOrdId and
+        fillSz in contracts, fee negative for a charge
+        (https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-transaction-details-last-3-months)."""
+        spec = self._spec(str(p.get("instId", "")))
+        begin, end = int(p.get("begin") or 0), int(p.get("end") or 2**62)
+        data = []
+        with self.book.lock:
+            for t in reversed(self.book.trades):  # newest first
+                o = t["order"]
+                if spec is None or o["base"] != spec.base or not self.book.visible(t, self.book.trade_lag_s):
+                    continue
+                if (p.get("ordId") and p["ordId"] != str(o["id"])) or not begin <= t["time"] <= end:
+                    continue
+                data.append({
+                    "instType": "SWAP", "instId": f"{spec.base}-USDT-SWAP", "tradeId": str(t["id"]),
+                    "ordId": str(o["id"]), "clOrdId": o["cid"], "billId": str(t["id"]), "subType": "1", "tag": "",
+                    "fillPx": _d(t["price"]), "fillSz": _d(t["qty"] / spec.ct_val), "fillIdxPx": "",
+                    "fillPnl": "0", "fillPxVol": "", "fillPxUsd": "", "fillMarkVol": "", "fillFwdPx": "",
+                    "fillMarkPx": _d(spec.price), "side": o["side"], "posSide": "net", "execType": "T",
+                    "feeCcy": "USDT", "fee": _d(-t["fee"]), "ts": str(t["time"]), "fillTime": str(t["time"]),
+                })  # fmt: skip
+        self._send(200, _okx_ok(data[: int(p.get("limit") or 100)]))
+
+    def _get_trade_fills(self, p: dict[str, str]) -> None:
+        self._fills(p)
+
+    def _get_trade_fills_history(self, p: dict[str, str]) -> None:
+        self._fills(p)
 
     def _get_trade_order(self, p: dict[str, str]) -> None:
         order = self._find(p.get("clOrdId"), algo=False)

@@ -7,6 +7,7 @@ script gets the socket and the request and sends what it likes (frames, garbage,
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -48,10 +49,71 @@ def mark_frame(mark: str, rate: str, event_ms: int, symbol: str = "BTCUSDT") -> 
     return json.dumps({"stream": f"{symbol.lower()}@markPrice@1s", "data": data})
 
 
+# Binance's kline intervals in ms (the "interval" enum of
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data)
+INTERVAL_MS = {"1m": MINUTE, "3m": 3 * MINUTE, "5m": 5 * MINUTE, "15m": 15 * MINUTE, "30m": 30 * MINUTE,
+               "1h": 60 * MINUTE, "2h": 120 * MINUTE, "4h": 240 * MINUTE, "6h": 360 * MINUTE, "8h": 480 * MINUTE,
+               "12h": 720 * MINUTE, "1d": 1440 * MINUTE, "3d": 3 * 1440 * MINUTE, "1w": 7 * 1440 * MINUTE}  # fmt: skip
+
+
+def kline_frame_row(row: Sequence[float], interval: str, *, closed: bool, symbol: str, event_ms: int) -> str:
+    """A combined-stream kline event for any row and interval (``kline_frame`` is the 1m series')."""
+    t, o, h, lo, c, v = row
+    k = {
+        "t": int(t), "T": int(t) + INTERVAL_MS[interval] - 1, "s": symbol, "i": interval, "f": 1, "L": 2,
+        "o": str(o), "c": str(c), "h": str(h), "l": str(lo), "v": str(v),
+        "n": 2, "x": closed, "q": "0", "V": "0", "Q": "0", "B": "0",
+    }  # fmt: skip
+    data = {"e": "kline", "E": event_ms, "s": symbol, "k": k}
+    return json.dumps({"stream": f"{symbol.lower()}@kline_{interval}", "data": data})
+
+
+def exchange_info(bases: Sequence[str]) -> dict[str, Any]:
+    """``GET /fapi/v1/exchangeInfo`` for USDT perpetuals of ``bases``: the fields ccxt's
+    ``fetch_markets`` reads (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Exchange-Information)."""
+    symbols = [
+        {
+            "symbol": f"{b}USDT", "pair": f"{b}USDT", "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
+            "onboardDate": 1569398400000, "status": "TRADING", "baseAsset": b, "quoteAsset": "USDT",
+            "marginAsset": "USDT", "pricePrecision": 2, "quantityPrecision": 3, "baseAssetPrecision": 8,
+            "quotePrecision": 8, "underlyingType": "COIN", "triggerProtect": "0.0500", "liquidationFee": "0.012500",
+            "marketTakeBound": "0.05", "maxMoveOrderLimit": 10000,
+            "filters": [
+                {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "4529764", "tickSize": "0.01"},
+                {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "1000", "stepSize": "0.001"},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": "0.001", "maxQty": "120", "stepSize": "0.001"},
+                {"filterType": "MIN_NOTIONAL", "notional": "5"},
+            ],
+            "orderTypes": ["LIMIT", "MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET"],
+            "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+        }
+        for b in bases
+    ]  # fmt: skip
+    return {"timezone": "UTC", "serverTime": 0, "futuresType": "U_MARGINED", "rateLimits": [], "exchangeFilters": [],
+            "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+            "symbols": symbols}  # fmt: skip
+
+
 class FakeBinance:
-    def __init__(self, scripts: Sequence[Script], rest_bars: Callable[[], list[list[float]]]) -> None:
+    """``klines`` (symbol, interval) -> rows serves per-symbol series on any interval (else
+    ``rest_bars``, the 1m BTCUSDT series); ``listed`` is what ``/fapi/v1/exchangeInfo`` lists and
+    what klines answer for (others: -1121 "Invalid symbol."); ``kline_delay_s`` delays every klines
+    answer (a client timeout)."""
+
+    def __init__(
+        self,
+        scripts: Sequence[Script],
+        rest_bars: Callable[[], list[list[float]]],
+        *,
+        klines: Callable[[str, str], list[list[float]]] | None = None,
+        listed: Sequence[str] = ("BTC",),
+        kline_delay_s: float = 0.0,
+    ) -> None:
         self.scripts = list(scripts)
         self.rest_bars = rest_bars
+        self.klines = klines
+        self.listed = list(listed)
+        self.kline_delay_s = kline_delay_s
         self.connections = 0
         self.stream_queries: list[str] = []
         self.kline_requests: list[dict[str, str]] = []
@@ -70,6 +132,7 @@ class FakeBinance:
         app = web.Application()
         app.router.add_get("/stream", self._stream)
         app.router.add_get("/fapi/v1/klines", self._klines)
+        app.router.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -90,17 +153,33 @@ class FakeBinance:
         await script(ws, request)
         return ws
 
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        return web.json_response(exchange_info(self.listed))
+
     async def _klines(self, request: web.Request) -> web.Response:
+        """Binance's documented klines: ``limit`` default 500, max 1500; without ``startTime`` the
+        most recent bars up to ``endTime``; each row [open time, o, h, l, c, volume, close time,
+        quote volume, trades, taker buy base, taker buy quote, ignore], prices as strings
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data)."""
         q = dict(request.query)
         self.kline_requests.append(q)
-        start, end = int(q.get("startTime", 0)), int(q.get("endTime", 2**62))
+        if self.kline_delay_s:
+            await asyncio.sleep(self.kline_delay_s)
+        symbol, interval = q.get("symbol", ""), q.get("interval", "1m")
+        if symbol.removesuffix("USDT") not in self.listed:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
         limit = int(q.get("limit", 500))
+        if not 1 <= limit <= 1500:
+            return web.json_response({"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."},
+                                     status=400)  # fmt: skip
+        start, end = int(q.get("startTime", 0)), int(q.get("endTime", 2**62))
+        source = self.klines(symbol, interval) if self.klines is not None else self.rest_bars()
         rows: list[list[Any]] = []
-        for t, o, h, lo, c, v in self.rest_bars():
+        for t, o, h, lo, c, v in source:
             if start <= t <= end:
-                close_ms = int(t) + MINUTE - 1
+                close_ms = int(t) + INTERVAL_MS.get(interval, MINUTE) - 1
                 rows.append([int(t), str(o), str(h), str(lo), str(c), str(v), close_ms, "0", 1, "0", "0", "0"])
-        return web.json_response(rows[:limit])
+        return web.json_response(rows[:limit] if "startTime" in q else rows[-limit:])
 
 
 def drop(request: web.Request) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from tradingbot.entrypoints.local.runner import LocalStepFunctions
 from tradingbot.entrypoints.local.servers import running_servers
 from tradingbot.pipeline.runtime import Runtime, set_runtime
 from tradingbot.settings import Settings
+
+from ._live_market import LiveMarket, Market, point_runtime_at, series
 
 
 @pytest.fixture(scope="session")
@@ -110,11 +113,37 @@ def runtime(db: Engine, cache: Cache, servers: Servers, monkeypatch: pytest.Monk
     # the committed LSTM is switched off so each rule test controls its inputs; test_pipeline has
     # a test with the model on
     monkeypatch.setenv("MODEL_ARTIFACT_URI", "off")
+    # no internet: a cold candle cache's REST backfill reaches nothing unless a test points it at a stand-in
+    monkeypatch.setenv("FEED_BINANCE_REST_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("FEED_OKX_REST_URL", "http://127.0.0.1:9")
     _clear_model_cache()
     rt = Runtime(config=Settings(), database_url=servers.database_url, redis_url=servers.redis_url)
     set_runtime(rt)
     yield rt
     set_runtime(None)
+
+
+@pytest.fixture(scope="module")
+def btc_market(servers: Servers) -> Iterator[LiveMarket]:
+    """The real feed against the local Binance stand-in, for the whole module: BTCUSDT's packaged real
+    candles re-timed to end at the bar forming now (each test's flushed Redis is rewritten within
+    one stream tick)."""
+    with LiveMarket(servers.redis_url, {"BTCUSDT": Market(series("BTC"))}) as market:
+        yield market
+
+
+@pytest.fixture
+def live_btc(runtime: Runtime, btc_market: LiveMarket, cache: Cache) -> LiveMarket:
+    """The runtime decides on ``btc_market``; waits until the feed rewrote this test's flushed keys."""
+    point_runtime_at(runtime, btc_market)
+    deadline = time.monotonic() + 5
+    while (
+        cache.get_candles("binanceusdm", "BTC/USDT:USDT", "1h") is None
+        or cache.get_price("binanceusdm", "BTC/USDT:USDT") is None
+    ):
+        assert time.monotonic() < deadline, "the feed did not rewrite the flushed keys"
+        time.sleep(0.02)
+    return btc_market
 
 
 @pytest.fixture

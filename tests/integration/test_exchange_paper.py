@@ -96,7 +96,8 @@ def test_state_survives_a_restart(db: Engine, cache: Cache, servers: Servers) ->
         cache.put_price("binanceusdm", BTC, Decimal(51500))
         assert again.fetch_positions() == []
         stop = again.fetch_order_by_client_id(BTC, "s2")
-        assert stop is not None and stop.status == "filled" and stop.average_price == Decimal("51525.7500")
+        # 51500 + 5 bps = 51525.75, filled at BTCUSDT's 0.1 tick
+        assert stop is not None and stop.status == "filled" and stop.average_price == Decimal("51525.8")
     finally:
         fresh_engine.dispose()
 
@@ -107,9 +108,16 @@ def test_funding_charges_longs_and_credits_shorts(db: Engine, cache: Cache) -> N
     ex = _paper(db, cache, acct)
     ex.create_order(OrderRequest(BTC, "buy", "market", Decimal("0.1"), "f1"))
     wallet = Decimal(ex.fetch_balance().extra["wallet"])
-    paid = ex.apply_funding(BTC, Decimal("0.0001"))
+    at = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
+    paid = ex.settle_funding(BTC, at, Decimal("0.0001"), mark=Decimal(50000))
     assert paid == Decimal("0.1") * Decimal(50000) * Decimal("0.0001")
+    assert ex.settle_funding(BTC, at, Decimal("0.0001"), mark=Decimal(50000)) is None  # once per funding time
     assert Decimal(ex.fetch_balance().extra["wallet"]) == wallet - paid
+    with session_scope(db) as s:
+        short_id = repo.create_account(s, name="short", exchange="paper", testnet=True)[0].id
+    short = _paper(db, cache, short_id)
+    short.create_order(OrderRequest(BTC, "sell", "market", Decimal("0.1"), "f2"))
+    assert short.settle_funding(BTC, at, Decimal("0.0001"), mark=Decimal(50000)) == -paid  # shorts receive
 
 
 def test_execute_intent_on_paper_with_stop_and_replay(db: Engine, cache: Cache) -> None:

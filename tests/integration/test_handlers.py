@@ -51,8 +51,10 @@ def test_vote_without_keys_is_not_a_vote(runtime: Runtime) -> None:
     assert out == {"voter": "openai", "configured": False, "reason": "no credentials configured for openai"}
 
 
-def test_strategies_reports_every_signal_and_the_alert_strategy(runtime: Runtime) -> None:
-    out = load_handler("strategies")(event("pipeline_input.json"), None)
+def test_strategies_reports_every_signal_and_the_alert_strategy(
+    runtime: Runtime, account: tuple[int, str], live_btc: Any
+) -> None:
+    out = load_handler("strategies")(event("pipeline_input.json") | {"account_id": account[0]}, None)
     assert set(out["signals"]) == {"supertrend", "rsi_ema", "macd_stochastic", "ichimoku", "bollinger", "ema_crossover"}
     assert set(out["signals"].values()) <= {"long", "short", "none"}
     assert out["alert_strategy"]["known"] is True and 0 <= out["alert_strategy"]["win_rate"] <= 1
@@ -138,7 +140,7 @@ def test_zip_lambdas_do_not_load_pandas_or_numba(module: str) -> None:
 
 
 def test_order_and_signal_events_are_logged_for_the_metric_filters(
-    runtime: Runtime, account: tuple[int, str], caplog: pytest.LogCaptureFixture
+    runtime: Runtime, account: tuple[int, str], caplog: pytest.LogCaptureFixture, live_btc: Any
 ) -> None:
     from tradingbot.pipeline.contracts import PipelineState
     from tradingbot.pipeline.strategies import strategies_stage

@@ -1,6 +1,6 @@
 """The Redis lease behind exactly-once order placement (tradingbot.adapters.cache): one holder at a
-time, only the holder releases, it expires by itself, no lease at all when Redis is unreachable, and the
-order service sends nothing for a leg whose lease another worker holds."""
+time, only the holder releases, it expires by itself, no lease at all when Redis is unreachable; and the
+PostgreSQL claim that decides which attempt sends a leg."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def test_no_lease_when_redis_is_unreachable(closed_port: int) -> None:
         assert held is None
 
 
-def test_order_placer_sends_nothing_while_another_worker_holds_the_leg(db: Engine, cache: Cache) -> None:
+def test_a_leg_is_sent_only_by_the_attempt_that_marks_it_submitted(db: Engine, cache: Cache) -> None:
+    """The PostgreSQL compare-and-set behind exactly-once: pending -> submitted happens once, before
+    the send; an attempt that finds the row submitted looks it up and never sends."""
     with session_scope(db) as s:
         account, _ = repo.create_account(s, name="paper", exchange="paper", testnet=True)
     cache.put_price("binanceusdm", BTC, Decimal(50000))
@@ -67,15 +69,20 @@ def test_order_placer_sends_nothing_while_another_worker_holds_the_leg(db: Engin
         return session_scope(db)
 
     paper = PaperExchange(sessions, cache, account.id)
-    placer = OrderPlacer(sessions, paper, account.id, RetryPolicy(), sleep=lambda _s: None, cache=cache)
-    request = OrderRequest(BTC, "buy", "market", Decimal("0.01"), "tb-leased")
-    assert placer.write_rows([(request, None)])
-    other = cache.acquire_lease("orderlock:tb-leased", 120)  # a concurrent worker's lease
-    assert other is not None
-    held = placer.place("open", request, fresh=True)
-    assert held.status == "pending" and held.reason is not None and held.reason.startswith("in_progress:")
-    assert paper.fetch_order_by_client_id(BTC, "tb-leased") is None  # nothing reached the venue
-    assert cache.release_lease(other)
-    placed = placer.place("open", request, fresh=True)
+    placer = OrderPlacer(sessions, paper, account.id, RetryPolicy(), sleep=lambda _s: None)
+    request = OrderRequest(BTC, "buy", "market", Decimal("0.01"), "tb-claimed")
+    assert placer.write_rows([(request, None)]) is None
+    with session_scope(db) as s:  # another worker claimed it and has not answered yet
+        repo.transition_order(s, "tb-claimed", "submitted", detail={"via": "send"})
+    unknown = placer.place("open", request)
+    assert unknown.status == "submitted" and (unknown.reason or "").startswith("outcome_unknown:")
+    assert paper.fetch_order_by_client_id(BTC, "tb-claimed") is None  # nothing reached the venue
+
+    fresh = OrderRequest(BTC, "buy", "market", Decimal("0.01"), "tb-fresh")
+    placer.write_rows([(fresh, None)])
+    placed = placer.place("open", fresh)
     assert (placed.status, placed.filled) == ("filled", Decimal("0.01"))
-    assert cache.client.exists("tb:orderlock:tb-leased") == 0  # released after the placement
+    with session_scope(db) as s:
+        order = repo.order_by_client_id(s, "tb-fresh")
+        assert order is not None and [e.to_status for e in order.events] == ["pending", "submitted", "filled"]
+    assert placer.place("open", fresh).status == "filled"  # a replay reads the row

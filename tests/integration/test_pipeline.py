@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +16,11 @@ from tradingbot.adapters.persistence.models import Alert, Decision, Order
 from tradingbot.entrypoints.local.runner import LocalStepFunctions
 from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.webhook import receive_alert
+
+from ._live_market import LiveMarket
+
+# every test here decides on the live market: the real feed against the local Binance stand-in
+pytestmark = pytest.mark.usefixtures("live_btc")
 
 
 def alert_body(token: str, **over: Any) -> bytes:
@@ -99,13 +102,8 @@ def test_replay_records_a_separate_execution(local: LocalStepFunctions, account:
 
 
 @pytest.fixture
-def priced(cache: Cache) -> Iterator[None]:
-    from tradingbot.adapters.market import start_price_feeder
-
-    stop = start_price_feeder(lambda: cache, "BTC/USDT:USDT", 56588.0, every_s=1.0)
-    time.sleep(0.1)
-    yield
-    stop.set()
+def priced(live_btc: LiveMarket) -> None:
+    """The feed's price key holds the stand-in's last trade (56588.0, the series' last close)."""
 
 
 def test_trade_path_places_one_paper_order_and_records_everything(

@@ -21,7 +21,7 @@ def env(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REDIS_URL", servers.redis_url)
 
 
-def test_executions_list_and_show(local: LocalStepFunctions, account: tuple[int, str]) -> None:
+def test_executions_list_and_show(local: LocalStepFunctions, account: tuple[int, str], live_btc: object) -> None:
     _, decision = run_alert(local, alert_body(account[1], strategy="macd_stochastic"))
     assert decision is not None
     from tradingbot.entrypoints.local.runner import store_trace

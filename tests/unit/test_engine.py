@@ -12,6 +12,8 @@ from tradingbot.domain.backtest.kernel import STAT_NAMES
 from tradingbot.domain.strategies import Signals, get_strategy
 
 FEE = 0.0004
+# the engine's maths with stated costs (the defaults are domain.costs' venue figures, which may change)
+NO_SLIP = BacktestConfig(fee=FEE, slippage_bps=0.0)
 
 
 def signals(n: int, **events: list[int]) -> Signals:
@@ -24,7 +26,7 @@ def signals(n: int, **events: list[int]) -> Signals:
 def test_decision_at_close_fills_next_open_with_fees() -> None:
     closes = [100, 100, 100, 110, 110, 110]
     candles = make_candles(closes)  # open[i] == close[i-1]
-    res = run_backtest(candles, signals(6, long_entry=[1], long_exit=[3]))
+    res = run_backtest(candles, signals(6, long_entry=[1], long_exit=[3]), NO_SLIP)
     (trade,) = res.trades.itertuples()
     assert (trade.entry_bar, trade.exit_bar) == (2, 4)
     assert trade.entry_price == 100 and trade.exit_price == 110
@@ -40,7 +42,7 @@ def test_decision_at_close_fills_next_open_with_fees() -> None:
 
 def test_short_with_slippage_and_leverage() -> None:
     candles = make_candles([100, 100, 100, 90, 90])
-    cfg = BacktestConfig(slippage_bps=10, leverage=5, size=0.5)
+    cfg = BacktestConfig(fee=FEE, slippage_bps=10, leverage=5, size=0.5)
     res = run_backtest(candles, signals(5, short_entry=[1], short_exit=[3]), cfg)
     (t,) = res.trades.itertuples()
     entry = 100 * (1 - 0.001)  # a short sells lower
@@ -82,13 +84,13 @@ def test_stop_loss_wins_when_stop_and_target_share_a_bar() -> None:
 def test_take_profit_and_gap_through_stop_fills_at_the_open() -> None:
     candles = make_candles([100] * 6, spread=0.0)
     _bar(candles, 3, 100, 111, 99, 108)
-    res = run_backtest(candles, signals(6, long_entry=[1]), BacktestConfig(take_profit=0.10))
+    res = run_backtest(candles, signals(6, long_entry=[1]), BacktestConfig(fee=FEE, slippage_bps=0.0, take_profit=0.10))
     assert res.trades.iloc[0].exit_reason == "take_profit"
     assert res.trades.iloc[0].exit_price == pytest.approx(110)
 
     gapped = make_candles([100] * 6, spread=0.0)
     _bar(gapped, 3, 90, 91, 88, 90)  # opens below the 95 stop
-    res = run_backtest(gapped, signals(6, long_entry=[1]), BacktestConfig(stop_loss=0.05))
+    res = run_backtest(gapped, signals(6, long_entry=[1]), BacktestConfig(fee=FEE, slippage_bps=0.0, stop_loss=0.05))
     assert res.trades.iloc[0].exit_reason == "stop_loss"
     assert res.trades.iloc[0].exit_price == pytest.approx(90)  # the gap, not the stop level
 

@@ -41,8 +41,11 @@ TRANSIENT = {
     "tradingbot.adapters.cache.CacheUnavailable",
     "tradingbot.adapters.persistence.errors.DatabaseUnavailable",
     "tradingbot.adapters.feed.backfill.BackfillUnavailable",
+    "tradingbot.adapters.history.HistoryUnavailable",  # history download: venue/S3 timeout, run again to resume
     "tradingbot.domain.exchange.ExchangeUnavailable",
     "tradingbot.domain.exchange.RateLimited",
+    "tradingbot.pipeline.order_service.BudgetExhausted",  # the execute stage's time budget is spent
+    "tradingbot.pipeline.order_service.ExecutionBusy",  # another execution holds the symbol's plan lease
     "tradingbot.adapters.notify.TelegramUnavailable",  # Bot API unreachable or 5xx
     "tradingbot.adapters.notify.TelegramRateLimited",  # 429 with retry_after
     "tradingbot.entrypoints.lambdas.edge.TransientError",  # the name the state machine retries
@@ -205,12 +208,14 @@ def test_driver_network_errors_are_unavailable() -> None:
         (ccxt.ExchangeNotAvailable("503 Service Unavailable"), ex.ExchangeUnavailable),
         (ccxt.OnMaintenance("system maintenance"), ex.ExchangeUnavailable),
         (ccxt.NetworkError("connection reset"), ex.ExchangeUnavailable),
+        # "refused before processing" only on the venues' 429/418 (tests/unit/test_exchange_translate.py)
         (ccxt.DDoSProtection("429 Too Many Requests"), ex.RateLimited),
         (ccxt.RateLimitExceeded('{"code":-1003}'), ex.RateLimited),
     ],
 )
 def test_ccxt_network_errors_become_transient(error: Exception, expected: type[ex.ExchangeError]) -> None:
-    got = translate(error, "binanceusdm", "create order tb-1", retry_after_s=3.0)
+    status = 429 if expected is ex.RateLimited else None
+    got = translate(error, "binanceusdm", "create order tb-1", status=status, retry_after_s=3.0)
     assert type(got) is expected
     assert isinstance(got, errors.TransientError)
     if isinstance(got, ex.RateLimited):

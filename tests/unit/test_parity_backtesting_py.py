@@ -87,7 +87,7 @@ class SuperTrendFlip(Strategy):
 def test_same_trades_and_final_equity_as_backtesting_py(
     btc_1h: pd.DataFrame, name: str, ref: type[Strategy], params: dict[str, float]
 ) -> None:
-    ours = run_strategy(btc_1h, name, params, BacktestConfig(fee=FEE, size=SIZE))
+    ours = run_strategy(btc_1h, name, params, BacktestConfig(fee=FEE, size=SIZE, slippage_bps=0.0))
     sig = get_strategy(name).signals(btc_1h, **params)
     assert not any(s[-1] for s in sig), "a signal on the last bar would fill on the reference's extra bar"
     with warnings.catch_warnings():

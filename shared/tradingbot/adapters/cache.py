@@ -57,6 +57,7 @@ AI_RESULT_TTL_S = 300
 IDEMPOTENCY_TTL_S = 24 * 3600  # TradingView retries within minutes; the DB keeps the key forever
 ORDERS_PER_MINUTE = 30  # per account; well under Binance's and OKX's order-rate limits
 PREFIX = "tb:"
+MARKET_MODE_KEY = f"{PREFIX}market:mode"  # {"mode": "live" | "offline replay", ...}
 KILL_SWITCH_KEY = PREFIX + "kill"
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -163,6 +164,16 @@ class Cache:
         key = f"{PREFIX}ohlcv:{exchange}:{symbol}:{timeframe}"
         raw = self._soft(lambda: self.client.get(key), None, "get_candles")
         return None if raw is None else list(json.loads(raw))
+
+    def put_market_mode(self, doc: Mapping[str, Any], ttl_s: int = PRICE_TTL_S) -> bool:
+        """Where this deployment's market data comes from (``tradingbot serve`` writes it while it
+        runs: live feed or offline replay); expires with the prices it describes."""
+        value = json.dumps(dict(doc), default=str)
+        return self._soft(lambda: bool(self.client.set(MARKET_MODE_KEY, value, ex=ttl_s)), False, "put_market_mode")
+
+    def market_mode(self) -> dict[str, Any] | None:
+        raw = self._soft(lambda: self.client.get(MARKET_MODE_KEY), None, "market_mode")
+        return None if raw is None else dict(json.loads(raw))
 
     # ---------------------------------------------------------- AI results (fall back)
 

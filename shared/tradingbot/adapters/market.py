@@ -6,13 +6,8 @@ the market is the bundled real BTC/USDT hourly series, and "now" is its last bar
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable
-from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
-from tradingbot.adapters.cache import Cache
 from tradingbot.errors import PermanentError
 
 if TYPE_CHECKING:  # the webhook imports this module and must not load pandas
@@ -48,25 +43,6 @@ class BundledCandles:
         return float(self._frame["close"].iloc[-1])
 
 
-log = logging.getLogger(__name__)
-
-# the paper exchange prices BTC/USDT:USDT from the binanceusdm feed's cache key
-PAPER_PRICE_SOURCE = "binanceusdm"
-
-
-def start_price_feeder(cache: Callable[[], Cache], symbol: str, price: float, every_s: float = 5.0) -> threading.Event:
-    """Local market: keep the cached price (TTL 15 s) fresh at ``price`` until the event is set.
-    On AWS the market-feed service writes these keys from the exchange streams."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while True:
-            try:
-                cache().put_price(PAPER_PRICE_SOURCE, symbol, Decimal(str(price)))
-            except Exception as exc:  # Redis restarting: the order path refuses meanwhile (ADR 0003)
-                log.warning("local price feed: %s", type(exc).__name__)
-            if stop.wait(every_s):
-                return
-
-    threading.Thread(target=loop, name="local-price-feed", daemon=True).start()
-    return stop
+# The local market is no longer one pinned price: `tradingbot serve` runs the live feed or the
+# labelled offline replay (tradingbot.entrypoints.local.market), which write the same Redis keys
+# as the feed on AWS.

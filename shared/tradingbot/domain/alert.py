@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from tradingbot.domain.timeframes import DEFAULT_TIMEFRAME, timeframe_for_interval
 from tradingbot.errors import PermanentError
 
 Action = Literal["buy", "sell", "long", "short", "close", "flat"]
@@ -66,6 +67,14 @@ class AlertContent(BaseModel):
     stop_loss: Number | None = None
     take_profit: Number | None = None
     comment: Annotated[str | None, Field(max_length=500, description="free text; data, never instructions")] = None
+    interval: Annotated[
+        str | None,
+        Field(
+            max_length=8,
+            description="the chart's resolution, TradingView's {{interval}} ('1', '15', '60', '240', '1D', '1W', "
+            "'1M'); absent: 1h",
+        ),
+    ] = None
 
     @field_validator("symbol")
     @classmethod
@@ -78,6 +87,18 @@ class AlertContent(BaseModel):
         if v.tzinfo is None:
             raise ValueError("must carry a timezone (TradingView's {{timenow}} is UTC with 'Z')")
         return v.astimezone(dt.UTC)
+
+    @field_validator("interval")
+    @classmethod
+    def _known_interval(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        timeframe_for_interval(v)  # TimeframeError is a ValueError: pydantic names the field
+        return v
+
+    def timeframe(self) -> str:
+        """The ccxt timeframe the alert is judged on (``interval`` mapped; 1h when absent)."""
+        return DEFAULT_TIMEFRAME if self.interval is None else timeframe_for_interval(self.interval)
 
     def direction(self) -> Literal["long", "short", "flat"]:
         return {"buy": "long", "long": "long", "sell": "short", "short": "short"}.get(self.action, "flat")  # type: ignore[return-value]
@@ -130,6 +151,7 @@ def idempotency_key(account_id: int, alert: AlertContent) -> str:
 
     The key is also the Step Functions execution name (max 80 chars, [A-Za-z0-9-_]).
     """
-    content = alert.model_dump_json(exclude={"token", "comment"})
+    # ``interval`` joins the key only when sent, so keys of alerts without it are what they always were
+    content = alert.model_dump_json(exclude={"token", "comment"} | ({"interval"} if alert.interval is None else set()))
     digest = hashlib.sha256(f"{account_id}|{content}".encode()).hexdigest()[:40]
     return f"tv-{account_id}-{digest}"

@@ -87,6 +87,20 @@ class DuplicateOrder(ExchangeError, errors.PermanentError):  # noqa: N818
     definitely_not_placed = False
 
 
+class HedgeModeUnsupported(ExchangeError, errors.PermanentError):  # noqa: N818
+    """The account holds long and short positions per symbol (Binance Hedge Mode, OKX
+    ``long_short_mode``): the order path speaks one-way mode only, so it refuses before sending."""
+
+    reason = "hedge_mode_unsupported"
+
+
+class LeverageUnknown(ExchangeError, errors.PermanentError):  # noqa: N818
+    """The venue published no leverage limit for the symbol (no bracket, no ``lever``): refused,
+    never assumed (a guessed 125x could exceed what the venue allows this account)."""
+
+    reason = "leverage_unknown"
+
+
 class RateLimited(ExchangeError, errors.RateLimited):  # noqa: N818
     """429/418: the request was refused before it was processed; retry after ``retry_after_s``.
     Transient; unlike :class:`tradingbot.errors.RateLimited` it takes ``retry_after_s`` positionally."""
@@ -169,6 +183,21 @@ class Balance:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class VenueFill:
+    """One execution from the venue's trade list (Binance ``userTrades``, OKX ``fills-history``).
+    ``client_order_id`` is None where the venue's trade list does not carry it (Binance)."""
+
+    trade_id: str
+    exchange_order_id: str
+    client_order_id: str | None
+    side: Side
+    price: Decimal
+    quantity: Decimal  # base units
+    fee: Decimal
+    ts_ms: int
+
+
 @runtime_checkable
 class Exchange(Protocol):
     """The subset of a futures venue the order path uses. Implementations are synchronous: one
@@ -207,3 +236,22 @@ class Exchange(Protocol):
     def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]: ...
 
     def fetch_balance(self) -> Balance: ...
+
+
+@runtime_checkable
+class VenueAccountChecks(Protocol):
+    """Optional: venues whose account can be in a mode the order path does not speak."""
+
+    def check_position_mode(self) -> None:
+        """Raise :class:`HedgeModeUnsupported` when the account is in hedge mode."""
+        ...
+
+
+@runtime_checkable
+class TradeHistory(Protocol):
+    """Optional: the venue's own record of executions, the second way to find an order whose
+    create answer was lost (the order lookup can lag the matching engine)."""
+
+    def fetch_fills(
+        self, symbol: str, *, since_ms: int, until_ms: int, exchange_order_id: str | None = None
+    ) -> list[VenueFill]: ...

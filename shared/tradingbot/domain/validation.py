@@ -46,6 +46,8 @@ class ValidationInput:
     predict: dict[str, Any]
     ensemble: dict[str, Any]
     strategy: dict[str, Any]
+    live_price: Decimal | None = None  # the feed's last (or mark) price; None: no fresh price
+    live_price_source: str = "the market feed"  # e.g. "binanceusdm last price"
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ValidationConfig:
     min_reward_risk: float = 1.5
     when_model_unavailable: Literal["skip", "reject"] = "skip"
     when_ai_unavailable: Literal["skip", "reject"] = "skip"
+    max_price_deviation_pct: float = 1.0
 
 
 @dataclass
@@ -143,6 +146,18 @@ def rule_reward_risk(v: ValidationInput, cfg: ValidationConfig) -> RuleResult:
     return RuleResult("reward_risk", "pass", f"reward/risk {ratio:.2f} > {cfg.min_reward_risk}")
 
 
+def rule_price_deviation(v: ValidationInput, cfg: ValidationConfig) -> RuleResult:
+    """The alert's price against the live market: an alert far from it is stale, mistyped or for
+    another instrument, and its stop and target would be measured from the wrong place."""
+    if v.live_price is None or v.live_price <= 0:
+        return RuleResult("price_deviation", "fail", f"no live price for {v.symbol} from {v.live_price_source}")
+    deviation = float(abs(v.price - v.live_price) / v.live_price * 100)
+    where = f"alert price {v.price} vs {v.live_price_source} {v.live_price}: {deviation:.2f} %"
+    if deviation > cfg.max_price_deviation_pct:
+        return RuleResult("price_deviation", "fail", f"{where} > {cfg.max_price_deviation_pct:g} %")
+    return RuleResult("price_deviation", "pass", f"{where} <= {cfg.max_price_deviation_pct:g} %")
+
+
 def rule_leverage(v: ValidationInput, risk: RiskState) -> RuleResult:
     if v.leverage > risk.max_leverage:
         return RuleResult("max_leverage", "fail", f"leverage {v.leverage}x > account limit {risk.max_leverage}x")
@@ -186,13 +201,14 @@ def validate(v: ValidationInput, risk: RiskState, cfg: ValidationConfig) -> Vali
     rules = [rule_kill_switch(risk), rule_symbol(v, cfg)]
     if v.direction == "flat":
         # closing only reduces risk: quality rules and entry limits do not apply
-        skipped = ("ai_confidence", "lstm_agrees", "backtest_win_rate", "reward_risk", "max_leverage",
-                   "max_position_notional", "max_open_positions", "max_daily_loss")  # fmt: skip
+        skipped = ("ai_confidence", "lstm_agrees", "backtest_win_rate", "reward_risk", "price_deviation",
+                   "max_leverage", "max_position_notional", "max_open_positions", "max_daily_loss")  # fmt: skip
         rules += [RuleResult(name, "skip", "closing a position reduces risk") for name in skipped]
     else:
         rules += [
             rule_ai(v, cfg), rule_lstm(v, cfg), rule_win_rate(v, cfg), rule_reward_risk(v, cfg),
-            rule_leverage(v, risk), rule_notional(v, risk), rule_open_positions(risk), rule_daily_loss(risk),
+            rule_price_deviation(v, cfg), rule_leverage(v, risk), rule_notional(v, risk),
+            rule_open_positions(risk), rule_daily_loss(risk),
         ]  # fmt: skip
     failed = [r for r in rules if r.verdict == "fail"]
     if failed:

@@ -40,6 +40,22 @@ class Contract(BaseModel):
         return self.model_dump(mode="json")
 
 
+# ------------------------------------------------------------------ the market a decision was made on
+
+
+class MarketCandles(Contract):
+    """Which candles a stage decided on: the feed's Redis key or a REST backfill of a cold key, the
+    venue, the ccxt symbol and timeframe, and ``as_of``, the OPEN time of the last closed bar."""
+
+    source: Literal["feed", "backfill"]
+    venue: str
+    symbol: str
+    timeframe: str
+    as_of: str
+    as_of_is: Literal["open time of the last closed bar"] = "open time of the last closed bar"
+    bars: int
+
+
 # ------------------------------------------------------------------ predict
 
 
@@ -57,6 +73,7 @@ class Prediction(Contract):
     direction: Direction
     as_of: str | None
     candles_used: int
+    market: MarketCandles | None = None
 
 
 PredictResult = ModelUnavailable | Prediction
@@ -121,7 +138,9 @@ class UnknownStrategy(Contract):
 
 
 class BacktestedStrategy(Contract):
-    """The alert's strategy backtested on the same candles; its win rate feeds the validator."""
+    """The alert's strategy backtested on the same candles with the traded configuration (the alert's
+    stop and target or the defaults, its leverage, the one fee and slippage default); its win rate
+    feeds the validator."""
 
     name: str
     known: Literal[True] = True
@@ -131,12 +150,14 @@ class BacktestedStrategy(Contract):
     sharpe: float
     max_drawdown: float
     bars: int
+    config: dict[str, float] | None = None  # stop_loss, take_profit (fractions), leverage, fee, slippage_bps
 
 
 class StrategiesResult(Contract):
     signals: dict[str, Signal]
     alert_strategy: BacktestedStrategy | UnknownStrategy
-    as_of: str
+    as_of: str  # open time of the last closed bar (``market.as_of``)
+    market: MarketCandles | None = None
 
 
 # ------------------------------------------------------------------ validate
@@ -283,6 +304,10 @@ class OptimiseRequest(BaseModel):
     top: int = 5
     sort_by: str = "sharpe"
     max_combinations: int = 2000
+    # which candles: the downloaded history (Settings.history) of this market, else the packaged sample
+    symbol: str = "BTCUSDT"
+    timeframe: str = "1h"
+    exchange: str = "binanceusdm"
 
 
 def state_json_schema() -> dict[str, Any]:

@@ -6,21 +6,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tradingbot.adapters.history import HistoryError, HistoryStore, resolve_candles
 from tradingbot.pipeline.common import StageError
 from tradingbot.pipeline.contracts import OptimiseRequest
 
 
-def optimise(req: OptimiseRequest) -> dict[str, Any]:
+def optimise(req: OptimiseRequest, store: HistoryStore | None = None) -> dict[str, Any]:
     """Event: ``{"strategy": "ema_crossover", "grid": {"fast": [5, 10], "slow": [50, 100]},
-    "top": 5, "sort_by": "sharpe"}``; a scheduled event without ``strategy`` optimises every
-    strategy over a coarse grid. Candles: the bundled series (the feed's history on AWS is a
-    follow-up; the result says which data was used)."""
+    "top": 5, "sort_by": "sharpe", "symbol": "ETHUSDT", "timeframe": "1h"}``; a scheduled event
+    without ``strategy`` optimises every strategy over a coarse grid. Candles: the market's
+    downloaded history (``tradingbot data download``; on AWS under s3://$ARTIFACTS_BUCKET/data/history),
+    else the packaged offline sample; the result's ``data`` says which."""
     from tradingbot.domain.backtest import run_grid
-    from tradingbot.domain.candles import bundled_path, load_candles
     from tradingbot.domain.indicators import Indicators
     from tradingbot.domain.strategies import REGISTRY, StrategyError, get_strategy
 
-    candles = load_candles(bundled_path())
+    try:
+        choice = resolve_candles(req.symbol, req.timeframe, req.exchange, store=store)
+    except HistoryError as exc:
+        raise StageError(str(exc)) from None
+    candles = choice.candles
     ind = Indicators(candles)
     names = [req.strategy] if req.strategy else list(REGISTRY)
     results: dict[str, Any] = {}
@@ -36,4 +41,10 @@ def optimise(req: OptimiseRequest) -> dict[str, Any]:
             raise StageError(f"sort_by {req.sort_by!r}: choose one of {', '.join(table.columns)}")
         best = table.sort_values(req.sort_by, ascending=req.sort_by == "max_drawdown").head(req.top)
         results[name] = {"combinations": len(combos), "best": json.loads(best.to_json(orient="records"))}
-    return {"data": "bundled BTCUSDT 1h", "bars": len(candles), "sort_by": req.sort_by, "results": results}
+    return {
+        "data": choice.label,
+        "data_kind": choice.kind,
+        "bars": len(candles),
+        "sort_by": req.sort_by,
+        "results": results,
+    }

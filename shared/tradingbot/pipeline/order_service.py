@@ -25,37 +25,61 @@ Output (``ExecutionReport.to_dict()``, JSON-ready)::
      "side": "buy", "type": "market", "quantity": "0.01", "filled": "0.01", "average_price": "50000",
      "status": "filled", "reason": null}, ...], "position": {...} | null, "warnings": []}
 
-``pending`` means the outcome of an order is unknown after the retry budget (the venue kept
-timing out); the order row stays ``pending``/``submitted`` and ``tradingbot reconcile`` resolves it.
+``pending`` means a leg's outcome is not known yet (its create answer was lost and no lookup has
+found it, or the time budget ran out before it was sent): the order row stays ``submitted`` (or
+``pending`` = never sent) and ``tradingbot reconcile`` resolves it later by the same lookups.
 Rejections never raise: they come back with ``status="rejected"`` and a ``reason`` that starts
-with a stable code, and are also stored (``executions`` row; the order row's event history).
+with a stable code, and are also stored (``executions`` row; the order row's event history). A
+transient error before anything is sent (the venue or the lease unavailable, the budget spent)
+stores a non-final ``pending`` record and raises it (a TransientError): the state machine's retry
+runs the decision again and resumes from its rows.
 
-Exactly once, in order of defence:
+Exactly once, under the venues' real rules. Binance documents ``newClientOrderId`` as "a unique id
+among open orders" (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order):
+a resend of a market order that already filled is ACCEPTED as a second order. So nothing here may
+rely on the venue to refuse a duplicate, and an order whose outcome is unknown is never sent again:
 
-1. Client order ids are derived from (account, decision, leg): every retry of this decision,
+1. Client order ids are derived from (account, decision, leg): every attempt of this decision,
    in this process or a later one, uses the same ids.
-2. The order row is committed (status ``pending``) before anything is sent, so a crash between
-   sending and recording leaves a row that a retry or ``reconcile`` looks up.
-3. A Redis lease per client order id: two workers never place the same leg at once.
-4. Every attempt except the first one of a freshly written row looks the order up by its client
-   id first; a timeout or 5xx after sending is resolved by that lookup, never by a blind resend.
-5. The venue's duplicate-id error (Binance -4116, OKX 51016) means "already placed": look it up.
+2. Order rows are written ``pending`` (= never sent) before anything is sent.
+3. ``pending -> submitted`` is a compare-and-set under the row lock (SELECT ... FOR UPDATE),
+   committed BEFORE the first send: only the attempt that made it sends, and it sends again only
+   after a refusal the venue documents as "not processed" (HTTP 429/418). A row found
+   ``submitted`` by a later attempt is never sent again: it is looked up.
+4. Outcome unknown (timeout, 5xx, DDoSProtection, BadResponse, Binance -1007 "Send status unknown;
+   execution status unknown.", OKX 50004) -> look the order up by client id (a few times, with
+   backoff: the venue's read side can lag), then in the venue's trade list for the symbol since
+   the submit time (OKX fills carry the client id; Binance's trades carry only the order id, so
+   a trade group matches by side and full quantity and must be the only unattributed one). Still
+   unknown -> the row stays ``submitted`` for reconcile; the decision is ``pending``.
+5. Plan-and-place is serialized per (account, symbol) by a Redis lease (``plan:<account>:<symbol>``)
+   whose TTL is longer than an execution can run (:meth:`RetryPolicy.worst_case_s`): a second alert
+   for the symbol waits and plans against the first one's result. PostgreSQL is authoritative for
+   what is sent (the compare-and-set of 3) and, under the account row lock, refuses a new plan on a
+   symbol where another decision's order is still ``pending``/``submitted`` (its outcome, hence the
+   position, is unknown). The Redis lease is authoritative for the order of planning.
+6. The execution record is never overwritten once final, and is never final while a leg is
+   ``pending``/``submitted``.
 
-Residual risk, stated: Binance only refuses a duplicate id among *open* orders, so if a timed-out
-market order stays invisible to lookups for the whole backoff window and then fills, a resend
-could be accepted. The backoff before each lookup (0.25 s doubling) and the bounded attempt count
-keep that window small; ``reconcile`` reports any drift it leaves.
+Time: every venue call and sleep starts only if it can end inside ``RetryPolicy.budget_s``
+(each call costs at most ``request_timeout_s`` per HTTP request); see
+:meth:`RetryPolicy.worst_case_s`, checked against the execute Lambda's timeout by
+tests/unit/test_execute_budget.py.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from tradingbot import errors
 from tradingbot.adapters.cache import Cache, TradingHalted
 from tradingbot.adapters.crypto import EnvelopeCipher
 from tradingbot.adapters.persistence import repositories as repo
@@ -68,8 +92,14 @@ from tradingbot.domain.exchange import (
     MissingCredentials,
     OrderRequest,
     OrderResult,
+    OrderStatus,
+    OrderType,
     Position,
     RateLimited,
+    Side,
+    TradeHistory,
+    VenueAccountChecks,
+    VenueFill,
 )
 from tradingbot.domain.positions import (
     AccountSettings,
@@ -89,24 +119,122 @@ log = logging.getLogger(__name__)
 
 ExchangeFactory = Callable[[AccountSettings], Exchange]
 ExecutionStatus = Literal["filled", "partially_filled", "rejected", "no_op", "pending"]
-# longer than a placement can take (attempts x (timeout + max delay)), short enough to recover
-_LEASE_S = 120
 FINAL_EXECUTIONS = frozenset({"filled", "partially_filled", "rejected", "no_op"})
 _DB_FINAL = frozenset({"filled", "canceled", "rejected", "failed"})
+_UNRESOLVED = frozenset({"pending", "submitted"})
+_CONDITIONAL: tuple[OrderType, ...] = ("stop_market", "take_profit_market")
+
+
+class BudgetExhausted(errors.TransientError):
+    """The execute stage's time budget cannot fit the next venue call: nothing more is sent."""
+
+    reason = "budget_exhausted"
+
+
+class ExecutionBusy(errors.TransientError):
+    """Another execution holds the (account, symbol) plan lease past the wait: try again later."""
+
+    reason = "busy"
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded: at most ``max_attempts`` lookups/sends per order, sleeps capped, so one decision
-    fits a Lambda's budget. A Retry-After above ``max_retry_after_s`` ends the attempts."""
+    """Bounded in attempts and in time, so one decision fits the execute Lambda's timeout.
 
-    max_attempts: int = 6
+    * ``max_sends``: sends of one leg; a send is repeated only after a refusal the venue documents
+      as "not processed" (HTTP 429/418, with Retry-After up to ``max_retry_after_s``), never after
+      an unknown outcome.
+    * ``max_lookups``: lookups by client id of a leg whose outcome is unknown, ``base_delay_s``
+      doubling up to ``max_delay_s`` between them; then one read of the venue's trade list.
+    * ``budget_s``: every venue call starts only when ``request_timeout_s`` x its HTTP requests
+      still fit, every sleep only when the sleep and the next call fit; so all venue I/O of one
+      decision ends within ``budget_s`` of the start (``request_timeout_s`` must be the ccxt
+      client's timeout: default_exchange_factory's ``timeout_ms``).
+    * ``local_allowance_s``: what PostgreSQL and Redis may add (about 30 short statements and
+      Redis calls per decision; Redis's socket timeout is 0.25 s)."""
+
+    max_sends: int = 3
+    max_lookups: int = 3
     base_delay_s: float = 0.25
-    max_delay_s: float = 2.0
-    max_retry_after_s: float = 5.0
+    max_delay_s: float = 1.0
+    max_retry_after_s: float = 2.0
+    request_timeout_s: float = 5.0
+    budget_s: float = 40.0
+    local_allowance_s: float = 10.0
+    lease_wait_s: float = 10.0
+    lease_poll_s: float = 0.05
+    fills_window_s: float = 5.0  # the trade-list window opens this long before the submit time (clock skew)
 
     def backoff(self, attempt: int) -> float:
         return float(min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+    def worst_case_s(self) -> float:
+        """The longest one ``execute_intent`` can take: the venue budget plus local I/O."""
+        return self.budget_s + self.local_allowance_s
+
+    def lease_ttl_s(self) -> int:
+        """Longer than the holder can live, so the lease never expires under a live holder."""
+        return math.ceil(self.worst_case_s()) + 15
+
+
+class Deadline:
+    """The decision's time budget (monotonic clock)."""
+
+    def __init__(self, budget_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._budget = budget_s
+        self._end = clock() + budget_s
+
+    def remaining(self) -> float:
+        return self._end - self._clock()
+
+    def allows(self, cost_s: float) -> bool:
+        return self.remaining() >= cost_s
+
+    def require(self, cost_s: float, what: str) -> None:
+        if not self.allows(cost_s):
+            raise BudgetExhausted(
+                f"execute: {what} needs up to {cost_s:.1f} s, {max(self.remaining(), 0):.1f} s of the "
+                f"{self._budget:.0f} s budget left; nothing more is sent"
+            )
+
+
+# venue calls by HTTP requests (ccxt's timeout is per request): a create on OKX is acknowledged with
+# ids only and read back; on Binance a fill's commission is read from the trade list
+_REQUESTS = {"create_order": 2, "fetch_order_by_client_id": 2}
+_VENUE_CALLS = frozenset({
+    "load_markets", "market", "max_leverage", "set_leverage", "set_margin_mode", "create_order", "cancel_order",
+    "fetch_order_by_client_id", "fetch_positions", "fetch_balance", "check_position_mode", "fetch_fills",
+})  # fmt: skip
+
+
+class _Budgeted:
+    """The exchange with every venue call checked against the deadline before it starts."""
+
+    def __init__(self, inner: Exchange, deadline: Deadline, request_timeout_s: float) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._timeout = request_timeout_s
+        self.name = inner.name
+
+    def __getattr__(self, attr: str) -> Any:
+        target = getattr(self._inner, attr)
+        if attr not in _VENUE_CALLS:
+            return target
+        cost = self._timeout * _REQUESTS.get(attr, 1)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._deadline.require(cost, attr.replace("_", " "))
+            return target(*args, **kwargs)
+
+        return call
+
+
+def _supports(exchange: Exchange, protocol: type) -> bool:
+    """Whether the venue behind ``exchange`` implements an optional protocol (isinstance on a
+    runtime-checkable protocol reads attributes statically, so it cannot see through _Budgeted)."""
+    inner = exchange._inner if isinstance(exchange, _Budgeted) else exchange
+    return isinstance(inner, protocol)
 
 
 @dataclass
@@ -148,9 +276,77 @@ class ExecutionReport:
         }  # fmt: skip
 
 
-def _reason(error: ExchangeError | TradingHalted) -> str:
-    code = "trading_halted" if isinstance(error, TradingHalted) else error.reason
+def _reason(error: Exception) -> str:
+    code = "trading_halted" if isinstance(error, TradingHalted) else getattr(error, "reason", "error")
     return f"{code}: {error}"
+
+
+# ====================================================================== finding an order by its trades
+
+
+def match_in_fills(
+    fills: Sequence[VenueFill],
+    *,
+    cid: str,
+    symbol: str,
+    side: str,
+    type: OrderType,
+    quantity: Decimal,
+    reduce_only: bool,
+    attributed: set[str],
+) -> OrderResult | None:
+    """The order among the venue's trades: by client id where the trades carry it (OKX); else
+    (Binance) the single trade group of one order id, not attributed to another of our orders,
+    on our side, whose quantities add up to ours. Anything ambiguous is no match: the order
+    stays unknown rather than take someone else's trades."""
+    mine = [f for f in fills if f.client_order_id == cid]
+    if not mine and not any(f.client_order_id for f in fills):
+        groups: dict[str, list[VenueFill]] = {}
+        for f in fills:
+            if f.exchange_order_id not in attributed and f.side == side:
+                groups.setdefault(f.exchange_order_id, []).append(f)
+        full = [g for g in groups.values() if sum((f.quantity for f in g), Decimal(0)) == quantity]
+        mine = full[0] if len(full) == 1 else []
+    if not mine:
+        return None
+    filled = sum((f.quantity for f in mine), Decimal(0))
+    status: OrderStatus = "filled" if filled >= quantity else "partially_filled"
+    return OrderResult(
+        client_order_id=cid, exchange_order_id=mine[0].exchange_order_id, symbol=symbol, side=cast(Side, side),
+        type=type, status=status, quantity=quantity, filled=filled,
+        average_price=sum((f.price * f.quantity for f in mine), Decimal(0)) / filled,
+        fee=sum((f.fee for f in mine), Decimal(0)), reduce_only=reduce_only,
+    )  # fmt: skip
+
+
+def find_in_trades(
+    session_factory: SessionFactory,
+    exchange: Exchange,
+    account_id: int,
+    *,
+    cid: str,
+    symbol: str,
+    side: str,
+    type: str,
+    quantity: Decimal,
+    reduce_only: bool,
+    submitted_at: dt.datetime,
+    window_s: float,
+) -> OrderResult | None:
+    """Look an order up in the venue's trade list since it was submitted (None when the venue
+    has no trade list for us, or nothing matches). Conditional orders have no trades until they
+    trigger, so they are only ever found by client id."""
+    if type in _CONDITIONAL or not _supports(exchange, TradeHistory):
+        return None
+    since_ms = int((submitted_at.timestamp() - window_s) * 1000)
+    until_ms = int((time.time() + window_s) * 1000)
+    fills = cast(TradeHistory, exchange).fetch_fills(symbol, since_ms=since_ms, until_ms=until_ms)
+    with session_factory() as s:
+        attributed = repo.known_exchange_order_ids(s, account_id, symbol)
+    return match_in_fills(
+        fills, cid=cid, symbol=symbol, side=side, type=cast(OrderType, type), quantity=quantity,
+        reduce_only=reduce_only, attributed=attributed,
+    )  # fmt: skip
 
 
 # ====================================================================== exactly-once placement
@@ -166,22 +362,35 @@ class OrderPlacer:
         account_id: int,
         policy: RetryPolicy,
         sleep: Callable[[float], None] = time.sleep,
-        cache: Cache | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
         self._sessions = session_factory
-        self._cache = cache
         self._exchange = exchange
         self._account_id = account_id
         self._policy = policy
         self._sleep = sleep
+        self._deadline = deadline or Deadline(policy.budget_s)
 
     # ---- rows
 
-    def write_rows(self, rows: Sequence[tuple[OrderRequest, int | None]]) -> bool:
-        """Commit the pending rows of a plan in one transaction; False if they already existed
-        (another attempt of this decision got there first: its rows are the plan)."""
+    def write_rows(
+        self, rows: Sequence[tuple[OrderRequest, int | None]], *, guard_symbol: str | None = None
+    ) -> str | None:
+        """Write the ``pending`` rows of a plan in one transaction. With ``guard_symbol``, under the
+        account row lock and refused (the reason returned, nothing written) while another
+        decision's order on that symbol is still ``pending``/``submitted``. Rows that already
+        exist (another attempt of this decision got there first) are kept: they are the plan."""
         try:
             with self._sessions() as s:
+                if guard_symbol is not None:
+                    repo.lock_account_orders(s, self._account_id)
+                    mine = [r.client_order_id for r, _ in rows]
+                    others = repo.unresolved_orders(s, self._account_id, guard_symbol, exclude=mine)
+                    if others:
+                        return (
+                            f"unresolved_order: order {others[0]} on {guard_symbol} of an earlier decision has no "
+                            "known outcome yet; nothing is planned over it (run `tradingbot reconcile`)"
+                        )
                 for request, decision_row_id in rows:
                     repo.create_order(
                         s, account_id=self._account_id, client_order_id=request.client_order_id,
@@ -190,15 +399,20 @@ class OrderPlacer:
                         reduce_only=request.reduce_only, decision_id=decision_row_id,
                     )  # fmt: skip
         except DuplicateClientOrderId:
-            return False
-        return True
+            pass
+        return None
 
-    def _status(self, cid: str) -> str:
+    def _claim(self, cid: str) -> tuple[bool, str]:
+        """(True, "submitted") when this attempt moved the row pending -> submitted (committed
+        before anything is sent); else (False, the status it found)."""
         with self._sessions() as s:
-            status = repo.order_status(s, cid)
-        if status is None:
-            raise LookupError(f"no order row for client order id {cid!r}")
-        return status
+            current = repo.order_status(s, cid, lock=True)
+            if current is None:
+                raise LookupError(f"no order row for client order id {cid!r}")
+            if current != "pending":
+                return False, current
+            repo.transition_order(s, cid, "submitted", detail={"via": "send"})
+        return True, "submitted"
 
     def _transition(self, cid: str, target: str, detail: dict[str, Any], exchange_order_id: str | None = None) -> None:
         with self._sessions() as s:
@@ -228,89 +442,117 @@ class OrderPlacer:
 
     # ---- the protocol
 
-    def place(self, leg: str, request: OrderRequest, *, fresh: bool) -> LegReport:
-        """Place one leg under a Redis lease per client order id: two workers never place the same
-        leg at once (a placer built without a cache, as reconcile's is, takes no lease).
-
-        Redis, not a PostgreSQL advisory lock: that would pin a second database connection for
-        the whole placement, and a Lambda's pool has one (plus one overflow, opened per use).
-        Redis unreachable = no lease = nothing sent, as the order gate already decided (ADR 0003)."""
+    def place(self, leg: str, request: OrderRequest) -> LegReport:
+        """Send the leg if this attempt claims its ``pending`` row; resolve it by lookups if an
+        earlier attempt already did; report a final row as stored."""
         cid = request.client_order_id
         report = LegReport(leg, cid, request.side, request.type, request.quantity, "pending")
-        if self._cache is None:
-            return self._place_locked(report, request, fresh=fresh)
-        with self._cache.lease(f"orderlock:{cid}", _LEASE_S) as lease:
-            if lease is None:
-                report.reason = "in_progress: another worker is placing this order, or Redis is unreachable"
-                return report
-            return self._place_locked(report, request, fresh=fresh)
-
-    def _place_locked(self, report: LegReport, request: OrderRequest, *, fresh: bool) -> LegReport:
-        cid = request.client_order_id
-        conditional = request.type in ("stop_market", "take_profit_market")
-        status = self._status(cid)
+        with self._sessions() as s:
+            status = repo.order_status(s, cid)
         if status in _DB_FINAL:
             return self._from_row(report)
-        must_lookup = not fresh or status != "pending"
-        maybe_placed = must_lookup
+        if status == "pending" and not self._deadline.allows(self._policy.request_timeout_s * 2):
+            report.reason = "budget_exhausted: not sent (the time budget ran out); the row stays pending"
+            return report
+        claimed, status = self._claim(cid)
+        if status in _DB_FINAL:
+            return self._from_row(report)
+        if not claimed:
+            # an earlier attempt marked it submitted: it may be on the venue, so it is never sent again
+            return self._resolve(report, request, "sent by an earlier attempt")
+        return self._send(report, request)
+
+    def _send(self, report: LegReport, request: OrderRequest) -> LegReport:
         last: ExchangeError | None = None
-        for attempt in range(self._policy.max_attempts):
-            if must_lookup:
-                try:
-                    found = self._exchange.fetch_order_by_client_id(request.symbol, cid, conditional=conditional)
-                except (RateLimited, ExchangeUnavailable) as exc:
-                    last = exc
-                    if not self._wait(exc, attempt):
-                        break
-                    continue
-                if found is not None:
-                    self.record(found, "lookup")
-                    return self._fill_report(report, found)
-            must_lookup = True
+        for attempt in range(self._policy.max_sends):
             try:
                 result = self._exchange.create_order(request)
-            except (RateLimited, ExchangeUnavailable) as exc:
+            except RateLimited as exc:  # 429/418: refused before processing, nothing reached the book
                 last = exc
-                maybe_placed = maybe_placed or not exc.definitely_not_placed
-                if not self._wait(exc, attempt):
+                if not self._wait(exc, attempt, self._policy.request_timeout_s * 2):
                     break
                 continue
+            except BudgetExhausted as exc:
+                return self._not_sent(report, last, str(exc))
             except ExchangeError as exc:
-                if not exc.definitely_not_placed:  # duplicate id: already placed, go and look
-                    last, maybe_placed = exc, True
-                    continue
-                return self._reject(report, exc)
+                if exc.definitely_not_placed:
+                    return self._reject(report, exc)
+                # timeout, 5xx, -1007, DDoSProtection, BadResponse, or a duplicate id: it may exist
+                return self._resolve(report, request, _reason(exc))
             self.record(result, "create")
             return self._fill_report(report, result)
-        return self._give_up(report, last, maybe_placed)
+        return self._not_sent(report, last, None)
 
-    def _wait(self, exc: ExchangeError, attempt: int) -> bool:
-        """Sleep before the next attempt; False when the venue asks for longer than we may wait."""
-        if attempt + 1 >= self._policy.max_attempts:
+    def _resolve(self, report: LegReport, request: OrderRequest, cause: str) -> LegReport:
+        """Outcome unknown: find the order (by client id, then in the trade list); never send."""
+        cid = request.client_order_id
+        conditional = request.type in _CONDITIONAL
+        last = cause
+        for attempt in range(self._policy.max_lookups):
+            if attempt and not self._pause(self._policy.backoff(attempt - 1), self._policy.request_timeout_s * 2):
+                break
+            try:
+                found = self._exchange.fetch_order_by_client_id(request.symbol, cid, conditional=conditional)
+            except BudgetExhausted:
+                break
+            except (RateLimited, ExchangeUnavailable) as exc:
+                last = _reason(exc)
+                continue
+            except ExchangeError as exc:
+                last = _reason(exc)
+                break
+            if found is not None:
+                self.record(found, "lookup")
+                return self._fill_report(report, found)
+        with self._sessions() as s:
+            order = repo.order_by_client_id(s, cid)
+            submitted_at = order.updated_at if order is not None else dt.datetime.now(dt.UTC)
+        try:
+            match = find_in_trades(
+                self._sessions, self._exchange, self._account_id, cid=cid, symbol=request.symbol,
+                side=request.side, type=request.type, quantity=request.quantity, reduce_only=request.reduce_only,
+                submitted_at=submitted_at, window_s=self._policy.fills_window_s,
+            )  # fmt: skip
+        except (ExchangeError, BudgetExhausted) as exc:
+            match, last = None, _reason(exc)
+        if match is not None:
+            self.record(match, "trades")
+            return self._fill_report(report, match)
+        report.status = "submitted"
+        report.reason = (
+            f"outcome_unknown: {cause}; not found by client id nor in the trade list ({last}); "
+            "never sent again: reconcile resolves it"
+        )
+        return report
+
+    def _pause(self, delay: float, next_cost: float) -> bool:
+        if not self._deadline.allows(delay + next_cost):
+            return False
+        self._sleep(delay)
+        return True
+
+    def _wait(self, exc: RateLimited, attempt: int, next_cost: float) -> bool:
+        """Sleep before the next send; False when the venue asks for longer than we may wait."""
+        if attempt + 1 >= self._policy.max_sends:
             return False
         delay = self._policy.backoff(attempt)
-        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+        if exc.retry_after_s is not None:
             if exc.retry_after_s > self._policy.max_retry_after_s:
                 return False
             delay = max(delay, exc.retry_after_s)
-        log.warning("order attempt %d: %s; retrying in %.2f s", attempt + 1, exc.reason, delay)
-        self._sleep(delay)
-        return True
+        log.warning("order send %d: %s; retrying in %.2f s", attempt + 1, exc.reason, delay)
+        return self._pause(delay, next_cost)
 
     def _reject(self, report: LegReport, exc: ExchangeError) -> LegReport:
         self._transition(report.client_order_id, "rejected", {"reason": exc.reason, "message": str(exc)})
         report.status, report.reason = "rejected", _reason(exc)
         return report
 
-    def _give_up(self, report: LegReport, last: ExchangeError | None, maybe_placed: bool) -> LegReport:
-        what = _reason(last) if last is not None else "no attempt made"
-        if maybe_placed:
-            # it may exist on the venue: leave the row open for reconcile, never call it failed
-            report.reason = (
-                f"outcome_unknown: after {self._policy.max_attempts} attempts ({what}); reconcile resolves it"
-            )
-            return report
-        self._transition(report.client_order_id, "failed", {"reason": last.reason if last else "", "message": what})
+    def _not_sent(self, report: LegReport, last: ExchangeError | None, why: str | None) -> LegReport:
+        """Every send was refused before processing (or none could start): nothing is on the venue."""
+        what = _reason(last) if last is not None else (why or "no attempt made")
+        code = last.reason if last is not None else "budget_exhausted"
+        self._transition(report.client_order_id, "failed", {"reason": code, "message": what})
         report.status, report.reason = "rejected", what
         return report
 
@@ -324,7 +566,7 @@ class OrderPlacer:
     def _from_row(self, report: LegReport) -> LegReport:
         with self._sessions() as s:
             order = repo.order_by_client_id(s, report.client_order_id)
-            assert order is not None  # _place_locked read its status
+            assert order is not None  # place() read its status
             fills = repo.order_fills(s, order.id)
             last_event = order.events[-1].detail if order.events else {}
         filled = sum((q for q, _ in fills), Decimal(0))
@@ -360,12 +602,18 @@ def _stored(session_factory: SessionFactory, account_id: int, decision_id: str) 
         return dict(row.report) if row is not None and row.status in FINAL_EXECUTIONS else None
 
 
-def _store(session_factory: SessionFactory, report: ExecutionReport) -> None:
+def _store(session_factory: SessionFactory, report: ExecutionReport) -> ExecutionReport:
+    """Store the outcome unless a final one is already stored (then that one is the answer)."""
     with session_factory() as s:
-        repo.store_execution(
+        written = repo.store_execution(
             s, account_id=report.account_id, decision_key=report.decision_id, symbol=report.symbol,
             action=report.action, status=report.status, reason=report.reason, report=report.to_dict(),
+            final_statuses=FINAL_EXECUTIONS,
         )  # fmt: skip
+    if written:
+        return report
+    stored = _stored(session_factory, report.account_id, report.decision_id)
+    return _report_from_dict(stored) if stored is not None else report
 
 
 def execute_intent(
@@ -378,7 +626,9 @@ def execute_intent(
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ExecutionReport:
-    """Execute one decision's intent; safe to call again for the same decision (see module doc)."""
+    """Execute one decision's intent; safe to call again, or concurrently, for the same decision."""
+    policy = policy or RetryPolicy()
+    deadline = Deadline(policy.budget_s)
     report = ExecutionReport("pending", intent.decision_id, account_id, intent.symbol, intent.action)
     account = load_account(session_factory, account_id)
     if account is None:  # nothing to attach a stored row to: the caller stores the reason
@@ -388,11 +638,38 @@ def execute_intent(
     if stored is not None:
         return _report_from_dict(stored)
     try:
-        _execute(session_factory, cache, account, intent, exchange_factory, policy or RetryPolicy(), sleep, report)
+        return _execute(session_factory, cache, account, intent, exchange_factory, policy, sleep, deadline, report)
+    except errors.TransientError as exc:
+        # nothing was sent in this attempt beyond what the rows say: not final, the retry resumes
+        report.status, report.reason = "pending", _reason(exc)
+        _store(session_factory, report)
+        raise
     except (ExchangeError, TradingHalted) as exc:
         report.status, report.reason = "rejected", _reason(exc)
-    _store(session_factory, report)
-    return report
+        return _store(session_factory, report)
+
+
+@contextmanager
+def _plan_lease(cache: Cache, account_id: int, symbol: str, policy: RetryPolicy, deadline: Deadline,
+                sleep: Callable[[float], None]) -> Iterator[None]:  # fmt: skip
+    """Hold ``plan:<account>:<symbol>`` for the whole plan-and-place, waiting for a holder to finish."""
+    name = f"plan:{account_id}:{symbol}"
+    waited = 0.0
+    while True:
+        held = cache.acquire_lease(name, policy.lease_ttl_s())
+        if held is not None:
+            break
+        if waited >= policy.lease_wait_s or not deadline.allows(policy.lease_poll_s + policy.request_timeout_s * 4):
+            raise ExecutionBusy(
+                f"execute: another execution is placing orders on {symbol} for account {account_id} "
+                f"(waited {waited:.1f} s), or Redis is unreachable"
+            )
+        sleep(policy.lease_poll_s)
+        waited += policy.lease_poll_s
+    try:
+        yield
+    finally:
+        cache.release_lease(held)
 
 
 def _execute(
@@ -403,35 +680,59 @@ def _execute(
     exchange_factory: ExchangeFactory,
     policy: RetryPolicy,
     sleep: Callable[[float], None],
+    deadline: Deadline,
     report: ExecutionReport,
-) -> None:
+) -> ExecutionReport:
     report.exchange = account.exchange
     if not account.enabled:
         raise InvalidIntent(f"account: {account.name!r} is disabled")
     cache.order_gate(account.id)  # kill switch, order rate; refuses when Redis is unreachable
-    exchange = exchange_factory(account)
+    exchange = cast(Exchange, _Budgeted(exchange_factory(account), deadline, policy.request_timeout_s))
     info = exchange.market(intent.symbol)
     report.symbol = info.symbol
-    placer = OrderPlacer(session_factory, exchange, account.id, policy, sleep, cache)
+    with _plan_lease(cache, account.id, info.symbol, policy, deadline, sleep):
+        stored = _stored(session_factory, account.id, intent.decision_id)
+        if stored is not None:  # a concurrent execution of this decision finished while we waited
+            return _report_from_dict(stored)
+        _place_decision(session_factory, exchange, account, intent, policy, sleep, deadline, report, info.symbol)
+        return _store(session_factory, report)
+
+
+def _place_decision(
+    session_factory: SessionFactory,
+    exchange: Exchange,
+    account: AccountSettings,
+    intent: TradeIntent,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    deadline: Deadline,
+    report: ExecutionReport,
+    symbol: str,
+) -> None:
+    placer = OrderPlacer(session_factory, exchange, account.id, policy, sleep, deadline)
     cids = {leg: client_order_id(account.id, intent.decision_id, leg) for leg in ("close", "open", "sl", "tp")}
-    legs, fresh = _resume(session_factory, cids)
+    legs = _resume(session_factory, cids)
     if not legs:
-        legs, reason = _plan(exchange, account, intent, info.symbol)
+        legs, reason = _plan(exchange, account, intent, symbol)
         if not legs:
             report.status, report.reason = "no_op", reason
             return
-        fresh = placer.write_rows([(_request(info.symbol, cids[leg.leg], leg), intent.decision_row_id) for leg in legs])
+        rows = [(_request(symbol, cids[leg.leg], leg), intent.decision_row_id) for leg in legs]
+        blocked = placer.write_rows(rows, guard_symbol=symbol)
+        if blocked is not None:
+            report.status, report.reason = "rejected", blocked
+            return
     for leg in legs:
-        result = placer.place(leg.leg, _request(info.symbol, cids[leg.leg], leg), fresh=fresh)
+        result = placer.place(leg.leg, _request(symbol, cids[leg.leg], leg))
         report.orders.append(result)
         if result.status != "filled":
             break  # a close that did not fully fill must not be followed by the opposite open
-    _protect(placer, exchange, intent, report, cids, session_factory)
+    _protect(placer, exchange, intent, report, cids)
     report.status, report.reason = _overall(report)
-    report.position = _sync_position(session_factory, exchange, account.id, info.symbol, report)
+    report.position = _sync_position(session_factory, exchange, account.id, symbol, report)
 
 
-def _resume(session_factory: SessionFactory, cids: dict[str, str]) -> tuple[list[PlannedLeg], bool]:
+def _resume(session_factory: SessionFactory, cids: dict[str, str]) -> list[PlannedLeg]:
     """The legs this decision already wrote (a retry): they are the plan, not a new sizing."""
     with session_factory() as s:
         rows = {o.client_order_id: o for o in repo.orders_by_client_ids(s, [cids["close"], cids["open"]])}
@@ -440,12 +741,14 @@ def _resume(session_factory: SessionFactory, cids: dict[str, str]) -> tuple[list
         o = rows.get(cids[leg])
         if o is not None:
             legs.append(PlannedLeg(leg, o.side, o.type, o.quantity, o.reduce_only))  # type: ignore[arg-type]
-    return legs, False
+    return legs
 
 
 def _plan(
     exchange: Exchange, account: AccountSettings, intent: TradeIntent, symbol: str
 ) -> tuple[list[PlannedLeg], str | None]:
+    if _supports(exchange, VenueAccountChecks):
+        cast(VenueAccountChecks, exchange).check_position_mode()  # hedge mode: refused before anything is sent
     positions = exchange.fetch_positions([symbol])
     current = next((p for p in positions if p.symbol == symbol), None)
     sides, reason = plan_action(intent.action, current)
@@ -480,7 +783,6 @@ def _protect(
     intent: TradeIntent,
     report: ExecutionReport,
     cids: dict[str, str],
-    session_factory: SessionFactory,
 ) -> None:
     """Stop-loss and take-profit for what the open leg filled: reduce-only conditional orders."""
     opened = next((o for o in report.orders if o.leg == "open" and o.filled > 0), None)
@@ -498,9 +800,9 @@ def _protect(
     if not wanted:
         return
     requests = [_request(report.symbol, cids[leg.leg], leg) for leg in wanted]
-    fresh = placer.write_rows([(r, intent.decision_row_id) for r in requests])
+    placer.write_rows([(r, intent.decision_row_id) for r in requests])
     for leg, request in zip(wanted, requests, strict=True):
-        result = placer.place(leg.leg, request, fresh=fresh)
+        result = placer.place(leg.leg, request)
         report.orders.append(result)
         if result.status not in ("open", "filled"):
             report.warnings.append(f"{leg.leg}: protective order not confirmed ({result.status}: {result.reason})")
@@ -515,6 +817,10 @@ def _overall(report: ExecutionReport) -> tuple[ExecutionStatus, str | None]:
             return "rejected", f"{o.leg}: {o.reason}{note}"
         if o.status in ("pending", "open", "submitted"):
             return "pending", f"{o.leg}: {o.reason or 'order not filled yet'}"
+    # never final while any leg (a protective one too) may still be reaching the venue
+    unresolved = next((o for o in report.orders if o.status in _UNRESOLVED), None)
+    if unresolved is not None:
+        return "pending", f"{unresolved.leg}: {unresolved.reason or 'outcome not known yet'}"
     last = main[-1]
     if last.filled < last.quantity:
         return "partially_filled", f"{last.leg}: filled {last.filled} of {last.quantity}"
@@ -526,7 +832,7 @@ def _sync_position(
 ) -> dict[str, str] | None:
     try:
         positions = exchange.fetch_positions([symbol])
-    except ExchangeError as exc:
+    except (ExchangeError, BudgetExhausted) as exc:
         report.warnings.append(f"position not refreshed: {exc}")
         return None
     with session_factory() as s:

@@ -5,10 +5,16 @@ Drift it finds (and what ``fix`` does about it):
 * an order we stored as live (``pending``/``submitted``/``open``/``partially_filled``) that the
   venue reports in another state, e.g. filled while we were down -> store the venue's state and
   its fill;
-* a ``pending`` row the venue has never seen, older than ``pending_grace_s`` (the process died
-  between writing the row and sending) -> ``failed``; younger rows are left alone, they may be
-  in flight;
-* a ``submitted``/``open`` order the venue no longer knows -> ``canceled``;
+* a ``pending`` row (never sent: the order service marks a row ``submitted`` before it sends)
+  the venue has never seen, older than ``pending_grace_s`` -> ``failed``; younger rows are left
+  alone, a worker may be about to send them;
+* a ``submitted`` row (sent, its answer lost: outcome unknown) is resolved by the same lookups
+  the order service uses: by client id, then in the venue's trade list since it was submitted
+  (:func:`~tradingbot.pipeline.order_service.find_in_trades`) -> the venue's state and fill. Not
+  found by either: younger than ``unknown_grace_s`` it stays (the venue's read side can lag; the
+  drift says "unresolved"), older -> ``failed`` (it never reached the venue). Nothing is ever
+  sent from here;
+* an ``open``/``partially_filled`` order the venue no longer knows -> ``canceled``;
 * a stored position whose side or size differs from the venue's (a stop fired, a manual trade)
   -> the stored positions are rewritten from the venue's.
 
@@ -26,7 +32,7 @@ from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.models import Position as StoredPosition
 from tradingbot.domain.exchange import Exchange, ExchangeError, Position
-from tradingbot.pipeline.order_service import OrderPlacer, RetryPolicy
+from tradingbot.pipeline.order_service import OrderPlacer, RetryPolicy, find_in_trades
 
 LIVE = ("pending", "submitted", "open", "partially_filled")
 _CONDITIONAL = ("stop_market", "take_profit_market")
@@ -34,7 +40,7 @@ _CONDITIONAL = ("stop_market", "take_profit_market")
 
 @dataclass
 class Drift:
-    kind: str  # "order" | "position" | "unchecked"
+    kind: str  # "order" | "position" | "unchecked" | "unresolved" (an unknown outcome not resolvable yet)
     key: str  # client order id or symbol
     stored: str
     exchange: str
@@ -61,32 +67,65 @@ def reconcile_account(
     *,
     fix: bool = False,
     pending_grace_s: float = 60.0,
+    unknown_grace_s: float = 900.0,
 ) -> ReconcileReport:
+    """``unknown_grace_s``: how long a sent order may stay invisible to both lookups before it is
+    taken as never placed (Binance's order queries have been reported to lag by minutes)."""
     report = ReconcileReport(account_id, fix)
-    _orders(session_factory, exchange, report, pending_grace_s)
+    _orders(session_factory, exchange, report, pending_grace_s, unknown_grace_s)
     _positions(session_factory, exchange, report)
     return report
 
 
-def _orders(session_factory: SessionFactory, exchange: Exchange, report: ReconcileReport, grace_s: float) -> None:
+def _orders(
+    session_factory: SessionFactory, exchange: Exchange, report: ReconcileReport, grace_s: float, unknown_grace_s: float
+) -> None:
     with session_factory() as s:
         rows = repo.orders_in_status(s, report.account_id, LIVE)
-    placer = OrderPlacer(session_factory, exchange, report.account_id, RetryPolicy())
+    policy = RetryPolicy()
+    placer = OrderPlacer(session_factory, exchange, report.account_id, policy)
     now = dt.datetime.now(dt.UTC)
     for row in rows:
         cid, status = row.client_order_id, row.status
         report.orders_checked += 1
+        how = "found by client id"
         try:
             found = exchange.fetch_order_by_client_id(row.symbol, cid, conditional=row.type in _CONDITIONAL)
+            if found is None and status == "submitted":
+                how = "found in the venue's trade list"
+                found = find_in_trades(
+                    session_factory, exchange, report.account_id, cid=cid, symbol=row.symbol, side=row.side,
+                    type=row.type, quantity=row.quantity, reduce_only=row.reduce_only, submitted_at=row.updated_at,
+                    window_s=policy.fills_window_s,
+                )  # fmt: skip
         except ExchangeError as exc:
             report.drifts.append(Drift("unchecked", cid, status, f"lookup failed: {exc}", "run again later"))
             continue
         if found is not None:
             if found.status == status:
                 continue
-            drift = Drift("order", cid, status, f"{found.status} (filled {found.filled})", f"store {found.status}")
+            drift = Drift(
+                "order", cid, status, f"{found.status} (filled {found.filled}; {how})", f"store {found.status}"
+            )
             if report.fix:
-                placer.record(found, "reconcile")
+                placer.record(found, f"reconcile: {how}")
+                drift.fixed = True
+        elif status == "submitted":
+            age = (now - row.updated_at).total_seconds()
+            if age < unknown_grace_s:
+                report.drifts.append(
+                    Drift(
+                        "unresolved", cid, status, "not found by client id nor in the trade list yet",
+                        f"none yet (the venue may lag; taken as never placed after {unknown_grace_s:.0f} s)",
+                    )
+                )  # fmt: skip
+                continue
+            drift = Drift(
+                "order", cid, status, f"not found by client id nor in the trade list after {age:.0f} s",
+                "mark failed (never reached the exchange)",
+            )  # fmt: skip
+            if report.fix:
+                _transition(session_factory, cid, "failed", "not found by client id nor in the trade list")
                 drift.fixed = True
         elif status == "pending":
             if (now - row.created_at).total_seconds() < grace_s:

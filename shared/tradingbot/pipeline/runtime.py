@@ -22,13 +22,16 @@ from tradingbot.settings import PersistenceSection, PipelineSection, Settings, g
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from tradingbot.adapters.live_candles import LiveCandles
+
 
 @dataclass
 class Runtime:
     config: Settings = field(default_factory=get_settings)
     database_url: str | None = None
     redis_url: str | None = None
-    candle_source: CandleSource | None = None
+    candle_source: CandleSource | None = None  # the packaged file; the stages read live_candles instead
+    live_candles: LiveCandles | None = None
     sfn_client: Any = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     # None: the settings' DB_POOL_SIZE (1 per Lambda container); the threaded local server asks for more
@@ -36,6 +39,8 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
     _cache: Cache | None = field(default=None, repr=False)
+    # account id -> (exchange, monotonic expiry): the stages ask once a minute, not once per stage
+    account_exchanges: dict[int, tuple[str, float]] = field(default_factory=dict, repr=False)
 
     @property
     def settings(self) -> PipelineSection:
@@ -69,7 +74,26 @@ class Runtime:
                 self._cache = Cache.from_url(url, timeout_s=self.persistence.redis_timeout_s)
             return self._cache
 
+    def market(self) -> LiveCandles:
+        """The live market's candles: the feed's Redis keys, a cold key backfilled over ccxt REST
+        (the feed section's REST URLs, so a test points it at its local stand-in)."""
+        with self._lock:
+            if self.live_candles is None:
+                from tradingbot.adapters.live_candles import CcxtOhlcv, LiveCandles
+
+                feed = self.config.feed
+                fetcher = CcxtOhlcv(
+                    timeout_s=self.settings.backfill_timeout_s,
+                    rest_urls={"binanceusdm": feed.binance_rest_url, "okx": feed.okx_rest_url},
+                )
+                self.live_candles = LiveCandles(
+                    self.cache, grace_s=self.settings.candles_grace_s, fetcher=fetcher,
+                    now_ms=lambda: int(self.clock().timestamp() * 1000),
+                )  # fmt: skip
+            return self.live_candles
+
     def candles(self) -> CandleSource:
+        """The packaged BTCUSDT 1h file (backtests, benchmarks); the stages decide on :meth:`market`."""
         with self._lock:
             if self.candle_source is None:
                 from tradingbot.adapters.market import BundledCandles  # pandas: only stages that need candles

@@ -1,11 +1,16 @@
-"""The Strategies stage: every strategy's signal on the latest bar, and the alert's strategy
-backtested on the same candles (its win rate feeds the validator)."""
+"""The Strategies stage: every strategy's signal on the last closed bar of the live candles, and the
+alert's strategy backtested on the same candles with the configuration that would be traded (its
+win rate feeds the validator)."""
 
 from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from tradingbot.pipeline.common import stage_candles
 from tradingbot.pipeline.contracts import (
     BacktestedStrategy,
+    MarketCandles,
     PipelineState,
     Signal,
     StrategiesResult,
@@ -13,15 +18,36 @@ from tradingbot.pipeline.contracts import (
 )
 from tradingbot.pipeline.runtime import Runtime
 
+if TYPE_CHECKING:
+    from tradingbot.domain.alert import AlertContent
+    from tradingbot.domain.backtest import BacktestConfig
+    from tradingbot.settings import PipelineSection
+
+
+def traded_config(alert: AlertContent, s: PipelineSection) -> BacktestConfig:
+    """The backtest of what would be traded: the alert's stop and target (or the defaults) as
+    distances from its price, its leverage, and the one fee and slippage default (``TRADING_FEE_RATE``,
+    ``TRADING_SLIPPAGE_BPS``, which the paper exchange charges too)."""
+    from tradingbot.domain.backtest import BacktestConfig
+
+    price = alert.price
+    stop = abs(price - alert.stop_loss) / price if alert.stop_loss else s.default_stop_loss_pct / 100
+    target = abs(alert.take_profit - price) / price if alert.take_profit else s.default_take_profit_pct / 100
+    return BacktestConfig(
+        fee=float(s.fee_rate), slippage_bps=float(s.slippage_bps), leverage=float(alert.leverage or 1),
+        stop_loss=float(min(stop, Decimal("0.99"))), take_profit=float(target),
+    )  # fmt: skip
+
 
 def strategies_stage(rt: Runtime, state: PipelineState) -> StrategiesResult:
     # pandas, pandas-ta and numba load here only: this stage ships as a container image
-    from tradingbot.domain.backtest import BacktestConfig, run_strategy
+    from tradingbot.domain.backtest import run_strategy
     from tradingbot.domain.indicators import Indicators
     from tradingbot.domain.strategies import REGISTRY, get_strategy
 
     alert = state.alert
-    candles = stage_candles(rt, alert.symbol)
+    window = stage_candles(rt, alert, state.account_id)
+    candles = window.frame
     ind = Indicators(candles)  # one memo for all six signal runs and the backtest below
     signals: dict[str, Signal] = {}
     for name, strat in REGISTRY.items():
@@ -29,9 +55,13 @@ def strategies_stage(rt: Runtime, state: PipelineState) -> StrategiesResult:
         signals[name] = "long" if bool(sig.long_entry[-1]) else "short" if bool(sig.short_entry[-1]) else "none"
     summary: BacktestedStrategy | UnknownStrategy = UnknownStrategy(name=alert.strategy)
     if alert.strategy in REGISTRY:
-        m = run_strategy(candles, get_strategy(alert.strategy), None, BacktestConfig(), indicators=ind).metrics
+        cfg = traded_config(alert, rt.settings)
+        m = run_strategy(candles, get_strategy(alert.strategy), None, cfg, indicators=ind).metrics
         summary = BacktestedStrategy(
             name=alert.strategy, win_rate=m["win_rate"], trades=m["trades"], total_return=m["total_return"],
             sharpe=m["sharpe"], max_drawdown=m["max_drawdown"], bars=len(candles),
+            config={"stop_loss": cfg.stop_loss, "take_profit": cfg.take_profit, "leverage": cfg.leverage,
+                    "fee": cfg.fee, "slippage_bps": cfg.slippage_bps},
         )  # fmt: skip
-    return StrategiesResult(signals=signals, alert_strategy=summary, as_of=candles.index[-1].isoformat())
+    market = MarketCandles.model_validate(window.describe())
+    return StrategiesResult(signals=signals, alert_strategy=summary, as_of=market.as_of, market=market)

@@ -7,10 +7,12 @@ import datetime as dt
 from decimal import Decimal
 
 from tradingbot.adapters.cache import CacheUnavailable
+from tradingbot.adapters.feed.store import latest_funding, latest_price
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.domain.timeframes import MarketSymbolError, unified_symbol
 from tradingbot.domain.validation import RiskState, ValidationConfig, ValidationInput, validate
-from tradingbot.pipeline.common import StageError
+from tradingbot.pipeline.common import StageError, market_venue
 from tradingbot.pipeline.contracts import PipelineState, TradeIntentOut, ValidationResult
 from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.vote import tally
@@ -42,6 +44,26 @@ def risk_state(rt: Runtime, account_id: int, symbol: str) -> RiskState:
         )
 
 
+def live_price(rt: Runtime, account_id: int, ticker: str) -> tuple[Decimal | None, str]:
+    """The feed's last traded price (``tb:px``), else its mark price (``tb:funding``), when fresh;
+    with a label naming venue and kind for the rule's reason."""
+    venue = market_venue(rt, account_id)
+    try:
+        symbol = unified_symbol(ticker)
+    except MarketSymbolError:
+        return None, f"{venue} (no USDT perpetual named {ticker})"
+    max_age = rt.settings.live_price_max_age_s
+    now_ms = int(rt.clock().timestamp() * 1000)
+    cache = rt.cache()
+    quote = latest_price(cache, venue, symbol, max_age_s=max_age, now_ms=now_ms)
+    if quote is not None:
+        return quote.price, f"{venue} last price"
+    funding = latest_funding(cache, venue, symbol, max_age_s=max_age, now_ms=now_ms)
+    if funding is not None and funding.mark is not None:
+        return funding.mark, f"{venue} mark price"
+    return None, f"{venue}'s feed (no price younger than {max_age:g} s)"
+
+
 def validate_stage(rt: Runtime, state: PipelineState) -> ValidationResult:
     alert = state.alert
     s = rt.settings
@@ -51,17 +73,19 @@ def validate_stage(rt: Runtime, state: PipelineState) -> ValidationResult:
     stop = alert.stop_loss or price * (1 - sign * Decimal(str(s.default_stop_loss_pct)) / 100)
     target = alert.take_profit or price * (1 + sign * Decimal(str(s.default_take_profit_pct)) / 100)
     ensemble = tally(state.ballots or [])
+    market_price, price_source = live_price(rt, state.account_id, alert.symbol)
     v = ValidationInput(
         direction=direction, symbol=alert.symbol, price=price, quantity=alert.quantity,
         leverage=alert.leverage or 1, stop_loss=stop, take_profit=target,
         predict=state.predict.model_dump() if state.predict is not None else dict(_NOT_RUN),
         ensemble=ensemble.model_dump(),
         strategy=state.strategies.alert_strategy.model_dump() if state.strategies is not None else {},
+        live_price=market_price, live_price_source=price_source,
     )  # fmt: skip
     cfg = ValidationConfig(
         symbols=s.symbols(), min_ai_confidence=s.min_ai_confidence, min_win_rate=s.min_win_rate,
         min_reward_risk=s.min_reward_risk, when_model_unavailable=s.when_model_unavailable,
-        when_ai_unavailable=s.when_ai_unavailable,
+        when_ai_unavailable=s.when_ai_unavailable, max_price_deviation_pct=float(s.max_price_deviation_pct),
     )  # fmt: skip
     report = validate(v, risk_state(rt, state.account_id, alert.symbol), cfg)
     closing = direction == "flat"

@@ -42,7 +42,8 @@ def vote_stage(rt: Runtime, req: VoteRequest) -> SeatResult:
         return Unconfigured(voter=req.voter, reason=f"no credentials configured for {req.voter}")
     predict = req.predict.model_dump() if req.predict is not None else {}
     lstm = {k: v for k, v in predict.items() if isinstance(v, str | int | float)} or None
-    brief = build_brief(stage_candles(rt, req.alert.symbol), symbol=req.alert.symbol, timeframe="1h", lstm=lstm,
+    window = stage_candles(rt, req.alert, req.account_id)
+    brief = build_brief(window.frame, symbol=req.alert.symbol, timeframe=window.timeframe, lstm=lstm,
                         comment=req.alert.comment)  # fmt: skip
     store: Any
     try:

@@ -19,6 +19,7 @@ from tradingbot.adapters.cache import CacheUnavailable
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
 from tradingbot.domain.alert import AlertError, TradingViewAlert, check_freshness, idempotency_key, parse_alert
+from tradingbot.domain.timeframes import TimeframeError, check_venue_timeframe
 from tradingbot.pipeline.contracts import PipelineState
 from tradingbot.pipeline.runtime import Runtime
 
@@ -87,6 +88,7 @@ def receive_alert(rt: Runtime, raw: bytes, source_ip: str | None) -> WebhookResu
             and hmac.compare_digest(repo.hash_token(alert.token), bytes(account.webhook_token_hash))
         )
         account_id = account.id if account is not None else None
+        exchange = str(account.exchange) if account is not None else ""
     if not valid:
         if _too_many_bad_tokens(rt, source_ip):
             refusal = AlertError(429, "too_many_bad_tokens", "too many attempts with a wrong token; try again later")
@@ -100,6 +102,11 @@ def receive_alert(rt: Runtime, raw: bytes, source_ip: str | None) -> WebhookResu
         if alert.symbol not in s.symbols():
             raise AlertError(422, "unknown_symbol", f"symbol: {alert.symbol} is not traded here "
                                                     f"(allowed: {', '.join(sorted(s.symbols()))})")  # fmt: skip
+        venue = s.paper_reference_venue if exchange == "paper" else exchange
+        try:
+            check_venue_timeframe(venue, alert.timeframe())
+        except TimeframeError as exc:
+            raise AlertError(422, "unsupported_interval", f"interval: {alert.interval}: {exc}") from None
     except AlertError as err:
         return _reject(rt, raw, source_ip, err, account_id)
     return _accept(rt, raw, source_ip, alert, account_id)

@@ -8,8 +8,17 @@ What this adapter adds to ccxt:
 * The client order id is passed through ccxt's params (Binance ``newClientOrderId`` /
   ``clientAlgoId``, OKX ``clOrdId`` / ``algoClOrdId``) so a retry can never create a second order.
 * ccxt's exceptions become the domain errors of :mod:`tradingbot.domain.exchange`; in particular a
-  timeout or a 5xx is :class:`ExchangeUnavailable` ("outcome unknown"), never "not placed", and the
-  venue's duplicate-id codes (Binance -4116, OKX 51016) become :class:`DuplicateOrder`.
+  timeout, a 5xx (whatever ccxt class it came as, DDoSProtection included), ccxt's
+  ``OperationFailed``/``BadResponse`` and the venues' "status unknown" codes (Binance -1007) are
+  :class:`ExchangeUnavailable` ("outcome unknown"), never "not placed"; only a 429/418 is
+  :class:`RateLimited` ("refused before processing"), and the venue's duplicate-id codes
+  (Binance -4116, OKX 51016) become :class:`DuplicateOrder`.
+* Account checks before anything is sent: hedge mode refused (Binance ``GET
+  /fapi/v1/positionSide/dual``, OKX ``GET /api/v5/account/config`` ``posMode``), a symbol without
+  leverage brackets refused (never assumed).
+* The venue's trade list (Binance ``GET /fapi/v1/userTrades``, OKX ``GET
+  /api/v5/trade/fills-history``): the second way to find an order whose create answer was lost,
+  and on Binance the only place the commission is published.
 * Testnet per account: Binance's demo-trading endpoints (ccxt refuses the retired futures
   testnet), OKX's simulated trading (``x-simulated-trading: 1``).
 
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from decimal import Decimal
 from typing import Any, Literal, cast
 
@@ -33,7 +43,9 @@ from tradingbot.domain.exchange import (
     DuplicateOrder,
     ExchangeError,
     ExchangeUnavailable,
+    HedgeModeUnsupported,
     InsufficientMargin,
+    LeverageUnknown,
     MarginMode,
     MarketInfo,
     MissingCredentials,
@@ -46,7 +58,10 @@ from tradingbot.domain.exchange import (
     RateLimited,
     Side,
     UnknownSymbol,
+    VenueFill,
 )
+
+log = logging.getLogger(__name__)
 
 VenueId = Literal["binanceusdm", "okx"]
 SUPPORTED: tuple[VenueId, ...] = ("binanceusdm", "okx")
@@ -64,11 +79,18 @@ _DUPLICATE_CODES = frozenset({"-4116", "51016"})
 _NOT_FOUND_CODES = frozenset({"-2013", "51603"})
 # margin or balance insufficient
 _MARGIN_CODES = frozenset({"-2019", "-2018", "51008", "51127", "51131"})
+# Binance -4061 POSITION_SIDE_NOT_MATCH "Order's position side does not match user's setting." (the
+# account is in Hedge Mode; ccxt maps it to OperationRejected, binance.py exceptions 'exact')
+# https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code
+_HEDGE_CODES = frozenset({"-4061"})
 
 # Answers that say "we do not know whether it executed": Binance -1000 unknown, -1001 internal
-# error, -1006/-1007 execution status unknown, -1008 overloaded; OKX 50001 maintenance, 50004
-# endpoint timeout, 50013 busy, 50026 system error. ccxt maps several of them to plain
-# ExchangeError/BadResponse, which must not read as "rejected".
+# error, -1006 "Execution status unknown", -1007 "Timeout waiting for response from backend server.
+# Send status unknown; execution status unknown.", -1008 overloaded
+# (https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code); OKX 50001
+# maintenance, 50004 "Endpoint request timeout (does not indicate success or failure of order,
+# please check order status)", 50013 busy, 50026 system error (https://www.okx.com/docs-v5/en/#error-code).
+# ccxt maps several of them to plain ExchangeError/BadResponse, which must not read as "rejected".
 _UNKNOWN_OUTCOME_CODES = frozenset({"-1000", "-1001", "-1006", "-1007", "-1008", "50001", "50004", "50013", "50026"})
 
 _CONDITIONAL_TYPES: dict[str, str] = {"stop_market": "stopLossPrice", "take_profit_market": "takeProfitPrice"}
@@ -123,6 +145,7 @@ class CcxtExchange:
         self._hook_status()
         self._markets: dict[str, MarketInfo] = {}
         self._by_ticker: dict[str, str] = {}
+        self._one_way = False
 
     def __repr__(self) -> str:  # never the client: it holds the keys
         return f"CcxtExchange({self.venue}, {'testnet' if self.testnet else 'live'})"
@@ -221,6 +244,8 @@ class CcxtExchange:
                 continue
             limits = m.get("limits") or {}
             lev = (limits.get("leverage") or {}).get("max")
+            if self.venue == "okx" and not (m.get("info") or {}).get("lever"):
+                lev = None  # ccxt reads a missing ``lever`` as 1x; it is "unknown", refused at use
             size = _dec(m.get("contractSize")) or Decimal(1)
             min_contracts = _dec((limits.get("amount") or {}).get("min"))
             info = MarketInfo(
@@ -249,9 +274,16 @@ class CcxtExchange:
         info = self.market(symbol)
         if info.max_leverage is not None:
             return info.max_leverage
+        if self.venue == "okx":  # instruments published no ``lever``: nothing to check against
+            raise LeverageUnknown(f"leverage: okx publishes no maximum leverage for {info.symbol}; refused")
         self._require_keys("reading leverage brackets")
         tiers = self._call("leverage brackets", self._client.fetch_market_leverage_tiers, info.symbol)
-        maximum = int(max(t["maxLeverage"] for t in tiers)) if tiers else 125
+        levels = [int(t["maxLeverage"]) for t in tiers or [] if t.get("maxLeverage")]
+        if not levels:
+            # GET /fapi/v1/leverageBracket answered without brackets for this symbol: refuse rather
+            # than assume the 125x of BTCUSDT's first tier (most symbols allow far less)
+            raise LeverageUnknown(f"leverage: binanceusdm has no leverage brackets for {info.symbol}; refused")
+        maximum = max(levels)
         self._markets[info.symbol] = MarketInfo(**{**info.__dict__, "max_leverage": maximum})
         return maximum
 
@@ -291,6 +323,36 @@ class CcxtExchange:
             # -4046 "No need to change margin type": already in this mode (ccxt does not map it here)
             if "-4046" not in set(_CODE.findall(str(exc))):
                 raise self._translate(exc, "set margin mode") from None
+
+    def check_position_mode(self) -> None:
+        """Refuse a hedge-mode account before anything is sent: the order path sends one-way
+        orders (no ``positionSide`` / ``posSide``), which such an account refuses or misreads.
+
+        Binance ``GET /fapi/v1/positionSide/dual`` -> ``{"dualSidePosition": true}`` is Hedge Mode
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Current-Position-Mode);
+        OKX ``GET /api/v5/account/config`` -> ``posMode`` ``long_short_mode`` is hedge, ``net_mode``
+        one-way (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-account-configuration).
+        A one-way answer is remembered for the client's life: a later switch to hedge mode is still
+        refused by the venue itself (Binance -4061, OKX 51000 posSide), which translates to the same
+        error, so nothing is placed either way."""
+        if self._one_way:
+            return
+        self._require_keys("reading the position mode")
+        if self.venue == "okx":
+            raw = self._call("account config", self._client.privateGetAccountConfig)
+            mode = str(((raw or {}).get("data") or [{}])[0].get("posMode") or "")
+            hedged = mode == "long_short_mode"
+            shown = f"posMode={mode}"
+        else:
+            raw = self._call("position mode", self._client.fapiPrivateGetPositionSideDual)
+            hedged = str((raw or {}).get("dualSidePosition")).lower() == "true"
+            shown = f"dualSidePosition={str(hedged).lower()}"
+        if hedged:
+            raise HedgeModeUnsupported(
+                f"account: {self.venue} account is in hedge mode ({shown}); TradingBot places one-way "
+                "orders only: switch the account to one-way mode"
+            )
+        self._one_way = True
 
     # ---------------------------------------------------------- orders
 
@@ -332,7 +394,63 @@ class CcxtExchange:
             # OKX acknowledges with ids only; the fill state comes from the order itself
             fetched = self.fetch_order_by_client_id(info.symbol, request.client_order_id)
             return fetched or result
-        return result
+        return self._with_fee(info, result)
+
+    def _with_fee(self, info: MarketInfo, result: OrderResult) -> OrderResult:
+        """Binance's order answers carry no commission (New Order / Query Order responses have no
+        fee field: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order);
+        it is published per trade in ``GET /fapi/v1/userTrades`` (``commission``). One read for a
+        filled order; if it fails the fill is kept with fee 0 and a warning (the fill is the fact
+        that matters for exactly-once; reconcile can be re-run for fees)."""
+        if self.venue != "binanceusdm" or result.filled <= 0 or result.fee or result.exchange_order_id is None:
+            return result
+        now = _now_ms()
+        try:
+            fills = self.fetch_fills(
+                info.symbol, since_ms=now - 24 * 3_600_000, until_ms=now + 60_000,
+                exchange_order_id=result.exchange_order_id,
+            )  # fmt: skip
+        except ExchangeError as exc:
+            log.warning("commission of order %s not read: %s", result.exchange_order_id, exc.reason)
+            return result
+        fee = sum((f.fee for f in fills), Decimal(0))
+        return OrderResult(**{**result.__dict__, "fee": fee})
+
+    def fetch_fills(
+        self, symbol: str, *, since_ms: int, until_ms: int, exchange_order_id: str | None = None
+    ) -> list[VenueFill]:
+        """The account's executions on ``symbol`` in [since_ms, until_ms] (optionally of one order).
+
+        Binance ``GET /fapi/v1/userTrades`` (symbol, orderId, startTime/endTime at most 7 days apart;
+        no client order id in the rows: ``id, orderId, side, price, qty, commission, time``,
+        https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List);
+        OKX ``GET /api/v5/trade/fills-history`` (instType, instId, ordId, begin/end; rows carry
+        ``clOrdId``, ``fillSz`` in contracts, ``fee`` negative for a charge,
+        https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-transaction-details-last-3-months)."""
+        self._require_keys("reading the trade list")
+        info = self.market(symbol)
+        params: dict[str, Any] = {"until": until_ms}
+        if exchange_order_id is not None:
+            params["ordId" if self.venue == "okx" else "orderId"] = exchange_order_id
+        raw = self._call("fetch trades", self._client.fetch_my_trades, info.symbol, since_ms, 100, params)
+        out: list[VenueFill] = []
+        for t in raw:
+            venue_row = t.get("info") or {}
+            cid = venue_row.get("clOrdId") or None
+            fee = t.get("fee") or {}
+            out.append(
+                VenueFill(
+                    trade_id=str(t.get("id")),
+                    exchange_order_id=str(t.get("order")),
+                    client_order_id=str(cid) if cid else None,
+                    side=cast(Side, t.get("side") or "buy"),
+                    price=_dec(t.get("price")) or Decimal(0),
+                    quantity=(_dec(t.get("amount")) or Decimal(0)) * info.contract_size,
+                    fee=abs(_dec(fee.get("cost")) or Decimal(0)),
+                    ts_ms=int(t.get("timestamp") or 0),
+                )
+            )
+        return out
 
     def cancel_order(self, symbol: str, client_order_id: str, *, conditional: bool = False) -> None:
         self._require_keys("cancelling an order")
@@ -359,7 +477,7 @@ class CcxtExchange:
             if isinstance(exc, ccxt.ExchangeError) and set(_CODE.findall(str(exc))) & _NOT_FOUND_CODES:
                 return None
             raise self._translate(exc, f"fetch order {client_order_id}") from None
-        return self._result(raw, info, None, client_order_id, conditional=conditional)
+        return self._with_fee(info, self._result(raw, info, None, client_order_id, conditional=conditional))
 
     def _result(
         self,
@@ -442,14 +560,29 @@ def translate(
     """
     text = str(exc)
     codes = set(_CODE.findall(text))
-    if isinstance(exc, ccxt.DuplicateOrderId) or codes & _DUPLICATE_CODES:
+    # Binance: "HTTP 5XX return codes are used for internal errors ... It is important to NOT treat
+    # this as a failure operation; the execution status is UNKNOWN and could have been a success."
+    # (https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info). So a 5xx
+    # is "unknown" whatever ccxt called it, before any code in its body is believed.
+    server_side = (status or 0) >= 500
+    if not server_side and (isinstance(exc, ccxt.DuplicateOrderId) or codes & _DUPLICATE_CODES):
         return DuplicateOrder(f"{venue}: {what}: the client order id is already in use ({_short(text)})")
-    if isinstance(exc, ccxt.InsufficientFunds) or codes & _MARGIN_CODES:
+    if not server_side and (isinstance(exc, ccxt.InsufficientFunds) or codes & _MARGIN_CODES):
         return InsufficientMargin(f"{venue}: {what}: margin is insufficient ({_short(text)})")
-    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+    if not server_side and (codes & _HEDGE_CODES or ("51000" in codes and "posSide" in text)):
+        return HedgeModeUnsupported(
+            f"{venue}: {what}: the account is in hedge mode; TradingBot places one-way orders only ({_short(text)})"
+        )
+    # 429 "breaking a request rate limit" / 418 "auto-banned": refused at the gateway, nothing
+    # reached the matching engine (same general-info page). A rate-limit or DDoSProtection class on
+    # any other status (a 5xx page, or no answer at all) is NOT that promise: outcome unknown.
+    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection) and status in (418, 429):
         return RateLimited(f"{venue}: {what}: rate limited (retry after {retry_after_s} s)", retry_after_s)
-    unknown = (status or 0) >= 500 or bool(codes & _UNKNOWN_OUTCOME_CODES)
-    if isinstance(exc, ccxt.NetworkError) or unknown:  # timeouts, 5xx, connection errors: outcome unknown
+    unknown = server_side or bool(codes & _UNKNOWN_OUTCOME_CODES)
+    # ccxt's OperationFailed branch (NetworkError: timeouts, connection errors, DDoSProtection; and
+    # BadResponse/NullResponse: an answer it could not read) says nothing about the order's fate:
+    # https://github.com/ccxt/ccxt/blob/master/ts/src/base/errorHierarchy.ts
+    if isinstance(exc, ccxt.OperationFailed) or unknown:
         return ExchangeUnavailable(f"{venue}: {what}: {type(exc).__name__} ({_short(text)})")
     if isinstance(exc, ccxt.BadSymbol):
         return OrderRejected(f"{venue}: {what}: symbol refused ({_short(text)})")
@@ -458,6 +591,10 @@ def translate(
         err.reason = "authentication_failed"
         return err
     return OrderRejected(f"{venue}: {what}: {_short(text)}")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _status(raw: str | None, filled: Decimal, amount: Decimal | None) -> OrderStatus:

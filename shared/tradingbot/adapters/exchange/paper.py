@@ -3,12 +3,20 @@
 * Market and marketable limit orders fill at the latest price in Redis (``tradingbot.adapters.cache``,
   written by the market feed) moved against the taker by ``slippage_bps``, minus a taker fee.
   No fresh price (feed down, TTL expired) means a clear rejection, never a fill at a stale price.
-* Resting limit, stop-market and take-profit-market orders are matched against the cached price
-  whenever the account's state is read or written (``_match``), so a stop placed by the order
-  service really closes a paper position.
+* Resting limit, stop-market and take-profit-market orders are matched on every price update of the
+  market feed by :class:`tradingbot.adapters.exchange.paper_matcher.PaperMatcher` (which calls
+  :meth:`PaperExchange.on_market`), and also whenever the account's state is read or written
+  (``_match``), so a stop placed by the order service closes a paper position when the market
+  crosses it, whether or not anyone looks (docs/adr/0007-paper-matching.md).
+* Every fill is at the market's tick size (``price_to_precision``), as on the venue.
+* Liquidation at the maintenance margin of Binance's notional bracket (``tradingbot.domain.margin``),
+  on the mark price: the position closes at its liquidation price (rounded to the tick) and the
+  remaining maintenance margin goes to the insurance fund, as in the backtester (docs/adr/0002).
 * One-way positions with margin ``notional / leverage``; an order needing more than the free
   margin (wallet minus the margin of open positions) is refused as :class:`InsufficientMargin`.
-  :meth:`PaperExchange.apply_funding` charges or credits funding (the scheduler calls it every 8 h).
+  :meth:`PaperExchange.settle_funding` charges or credits funding once per position and funding time
+  (a ``paper_funding_payments`` row per account, symbol and funding time); the matcher calls it at
+  each funding time the venue publishes.
 * Everything lives in the ``paper_*`` tables and each call is one transaction that locks the
   account's wallet row, so concurrent Lambdas serialise per account and a restart loses nothing.
 * Client order ids are unique per account, exactly as on a venue: a second create with the same
@@ -18,16 +26,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING
 
 from ccxt.base.decimal_to_precision import NO_PADDING, ROUND, TICK_SIZE, TRUNCATE, decimal_to_precision
+from redis.exceptions import RedisError
 
 from tradingbot.adapters.cache import Cache
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import SessionFactory
-from tradingbot.adapters.persistence.models import PaperOrder, PaperWallet
+from tradingbot.adapters.persistence.models import PaperOrder, PaperPosition, PaperWallet
+from tradingbot.adapters.persistence.repositories import paper as paper_repo
+from tradingbot.domain.costs import SLIPPAGE_BPS, TAKER_FEE_RATE
 from tradingbot.domain.exchange import (
     Balance,
     BelowMinimum,
@@ -45,9 +58,17 @@ from tradingbot.domain.exchange import (
     Side,
     UnknownSymbol,
 )
+from tradingbot.domain.margin import ALT_75X, BTC_125X, ETH_100X, Bracket, liquidation_price, maintenance_margin
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+# PUBLISHed (the account id) after a transaction that changed an account's resting orders or
+# positions, so a running matcher reloads its trigger levels at once instead of at its next refresh
+PAPER_BOOK_CHANNEL = "tb:paper:book"
+FUNDING_QUANTUM = Decimal("0.00000001")  # Binance's funding fee income is shown to 8 decimals
 
 
 @dataclass(frozen=True)
@@ -55,12 +76,14 @@ class PaperMarket:
     info: MarketInfo
     step: str  # amount tick, as ccxt's TICK_SIZE precision
     tick: str  # price tick
+    brackets: tuple[Bracket, ...]  # maintenance margin tiers (domain.margin)
 
 
 def _m(base: str, step: str, tick: str, min_qty: str, min_notional: int, max_lev: int) -> PaperMarket:
     symbol = f"{base}/USDT:USDT"
     info = MarketInfo(symbol, f"{base}USDT", Decimal(min_qty), Decimal(min_notional), max_lev)
-    return PaperMarket(info, step, tick)
+    table = {125: BTC_125X, 100: ETH_100X}.get(max_lev, ALT_75X)
+    return PaperMarket(info, step, tick, table)
 
 
 # Binance USDT-M's filters for the symbols the bot trades (Nov 2026), so a paper account rejects
@@ -87,8 +110,8 @@ class PaperExchange:
         account_id: int,
         *,
         price_source: str = "binanceusdm",
-        fee_rate: Decimal = Decimal("0.0005"),
-        slippage_bps: Decimal = Decimal(5),
+        fee_rate: Decimal = TAKER_FEE_RATE,  # the one default (domain.costs), as the backtester's
+        slippage_bps: Decimal = SLIPPAGE_BPS,
         initial_balance: Decimal = Decimal(10_000),
     ) -> None:
         self.name = "paper"
@@ -198,10 +221,19 @@ class PaperExchange:
                 self._execute_now(s, wallet, order)
             elif request.trigger_price is None:
                 raise OrderRejected(f"trigger_price: a {request.type} order needs a trigger price")
-            return _result(repo.add_paper_order(s, order))
+            result = _result(repo.add_paper_order(s, order))
+        self._book_changed()  # after the commit: a matcher that reloads now sees the new order
+        return result
 
-    def _execute_now(self, s: Session, wallet: PaperWallet, order: PaperOrder) -> None:
-        price = self._price(order.symbol)
+    def _book_changed(self) -> None:
+        """Tell running matchers to reload (best effort: they also reload every few seconds)."""
+        try:
+            self._cache.client.publish(PAPER_BOOK_CHANNEL, str(self._account_id))
+        except (RedisError, OSError) as exc:
+            log.warning("paper book change not published (%s); matchers reload on their timer", type(exc).__name__)
+
+    def _execute_now(self, s: Session, wallet: PaperWallet, order: PaperOrder, price: Decimal | None = None) -> None:
+        price = price if price is not None else self._price(order.symbol)
         if price is None:
             err = OrderRejected(f"price: no fresh {order.symbol} price in the cache (is the market feed running?)")
             err.reason = "no_price"
@@ -219,6 +251,7 @@ class PaperExchange:
         fill_price = price + slip if order.side == "buy" else price - slip
         if order.type == "limit" and order.price is not None:
             fill_price = min(fill_price, order.price) if order.side == "buy" else max(fill_price, order.price)
+        fill_price = self.price_to_precision(order.symbol, fill_price)  # the venue fills at its tick size
         if not order.reduce_only:
             self._check_margin(s, wallet, order.symbol, qty, fill_price)
         self._apply_fill(s, wallet, order.symbol, order.side, qty, fill_price)  # type: ignore[arg-type]
@@ -242,18 +275,109 @@ class PaperExchange:
                 f"margin: {symbol} needs {required:.2f} USDT at {leverage}x; {free:.2f} USDT is free"
             )
 
-    def _match(self, s: Session, wallet: PaperWallet) -> None:
-        """Fill resting orders whose condition the cached price now meets (stops close positions)."""
+    def _match(self, s: Session, wallet: PaperWallet, prices: Mapping[str, Decimal] | None = None) -> list[str]:
+        """Fill resting orders whose condition the price now meets (stops close positions): the
+        price in ``prices`` (a feed tick) where given, else the cached one. Returns the filled ids."""
+        filled: list[str] = []
         for order in repo.resting_paper_orders(s, self._account_id):
-            price = self._price(order.symbol)
+            price = prices[order.symbol] if prices is not None and order.symbol in prices else self._price(order.symbol)
             if price is None or not _triggered(order, price):
                 continue
             try:
-                self._execute_now(s, wallet, order)
+                self._execute_now(s, wallet, order, price)
+                filled.append(order.client_order_id)
             except (OrderRejected, InsufficientMargin):
                 # a stop whose position is already gone expires, as on the venue
                 order.status = "canceled" if order.reduce_only else "rejected"
                 order.updated_at = dt.datetime.now(dt.UTC)
+        return filled
+
+    # ---------------------------------------------------------- liquidation
+
+    def _mark(self, symbol: str, marks: Mapping[str, Decimal] | None = None) -> Decimal | None:
+        """The mark price (liquidations use it, as the venues do): the tick's, else the feed's cached
+        mark, else the last price when the feed carries no mark for the symbol."""
+        if marks is not None and symbol in marks:
+            return marks[symbol]
+        # imported here: the feed package pulls orjson, which the Lambdas that load this module do not ship
+        from tradingbot.adapters.feed.store import latest_funding
+
+        funding = latest_funding(self._cache, self._price_source, symbol, max_age_s=15.0)
+        if funding is not None and funding.mark is not None:
+            return funding.mark
+        return self._price(symbol)
+
+    def _liquidation_price(
+        self, s: Session, wallet: PaperWallet, pos: PaperPosition, positions: list[PaperPosition],
+        marks: Mapping[str, Decimal] | None,
+    ) -> tuple[Decimal, str]:  # fmt: skip
+        table = self._paper_market(pos.symbol).brackets
+        mode = paper_repo.paper_margin_mode(s, self._account_id, pos.symbol)
+        if mode == "isolated":
+            margin = pos.quantity * pos.entry_price / pos.leverage
+            return liquidation_price(table, pos.side, pos.quantity, pos.entry_price, margin), mode  # type: ignore[arg-type]
+        other_mm = other_upnl = Decimal(0)
+        for q in positions:
+            if q.symbol == pos.symbol or paper_repo.paper_margin_mode(s, self._account_id, q.symbol) != "cross":
+                continue
+            mark = self._mark(q.symbol, marks) or q.entry_price
+            other_mm += maintenance_margin(self._paper_market(q.symbol).brackets, q.quantity * mark)
+            other_upnl += q.quantity * (mark - q.entry_price) * (1 if q.side == "long" else -1)
+        lp = liquidation_price(table, pos.side, pos.quantity, pos.entry_price, wallet.balance,  # type: ignore[arg-type]
+                               other_maintenance=other_mm, other_upnl=other_upnl)  # fmt: skip
+        return lp, mode
+
+    def _liquidate(self, s: Session, wallet: PaperWallet, marks: Mapping[str, Decimal] | None = None) -> list[str]:
+        """Close every position whose mark crossed its liquidation price, at that price (rounded to the
+        tick); the position's remaining maintenance margin goes to the insurance fund (its fee)."""
+        done: list[str] = []
+        positions = repo.paper_positions(s, self._account_id)
+        for pos in positions:
+            mark = self._mark(pos.symbol, marks)
+            if mark is None:
+                continue
+            lp, mode = self._liquidation_price(s, wallet, pos, positions, marks)
+            if lp <= 0 or (mark > lp if pos.side == "long" else mark < lp):
+                continue
+            fill = self.price_to_precision(pos.symbol, lp)
+            sign = 1 if pos.side == "long" else -1
+            pnl = pos.quantity * (fill - pos.entry_price) * sign
+            left = (pos.quantity * pos.entry_price / pos.leverage if mode == "isolated" else wallet.balance) + pnl
+            fee = max(Decimal(0), min(maintenance_margin(self._paper_market(pos.symbol).brackets, pos.quantity * fill),
+                                      left))  # fmt: skip
+            wallet.balance += pnl - fee
+            now = dt.datetime.now(dt.UTC)
+            cid = f"paper-liq-{self._paper_market(pos.symbol).info.exchange_id}-{int(now.timestamp() * 1000)}"
+            repo.add_paper_order(s, PaperOrder(
+                account_id=self._account_id, client_order_id=cid, symbol=pos.symbol,
+                side="sell" if pos.side == "long" else "buy", type="market", quantity=pos.quantity, price=None,
+                trigger_price=None, reduce_only=True, status="filled", filled=pos.quantity, average_price=fill,
+                fee=fee, updated_at=now,
+            ))  # fmt: skip
+            for order in repo.resting_paper_orders(s, self._account_id):
+                if order.symbol == pos.symbol and order.reduce_only:
+                    order.status, order.updated_at = "canceled", now  # nothing left to reduce
+            log.warning("paper account %d: %s %s %s liquidated at %s (mark %s)", self._account_id, pos.side,
+                        pos.quantity, pos.symbol, fill, mark)  # fmt: skip
+            repo.upsert_paper_position(s, self._account_id, pos.symbol, side=pos.side, quantity=Decimal(0),
+                                       entry_price=Decimal(0), leverage=pos.leverage)  # fmt: skip
+            done.append(cid)
+        return done
+
+    def on_market(
+        self, prices: Mapping[str, Decimal] | None = None, marks: Mapping[str, Decimal] | None = None
+    ) -> list[str]:
+        """One market update for this account, in one transaction: resting orders matched at
+        ``prices``, then, when ``marks`` are given, positions liquidated at them. Returns the client
+        order ids filled."""
+        with self._sessions() as s:
+            wallet = self._wallet(s)
+            done = self._match(s, wallet, prices)
+            if marks:
+                done += self._liquidate(s, wallet, marks)
+        if done:
+            self._book_changed()
+        return done
 
     def cancel_order(self, symbol: str, client_order_id: str, *, conditional: bool = False) -> None:
         with self._sessions() as s:
@@ -262,6 +386,7 @@ class PaperExchange:
                 raise OrderRejected(f"cancel: no open paper order {client_order_id!r}")
             order.status = "canceled"
             order.updated_at = dt.datetime.now(dt.UTC)
+        self._book_changed()
 
     def fetch_order_by_client_id(
         self, symbol: str, client_order_id: str, *, conditional: bool = False
@@ -274,7 +399,9 @@ class PaperExchange:
     def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
         wanted = {self.market(x).symbol for x in symbols} if symbols else None
         with self._sessions() as s:
-            self._match(s, self._wallet(s))
+            wallet = self._wallet(s)
+            self._match(s, wallet)
+            self._liquidate(s, wallet)
             out = []
             for p in repo.paper_positions(s, self._account_id):
                 if wanted is not None and p.symbol not in wanted:
@@ -289,6 +416,7 @@ class PaperExchange:
         with self._sessions() as s:
             wallet = self._wallet(s)
             self._match(s, wallet)
+            self._liquidate(s, wallet)
             used = self._used_margin(s)
             upl = Decimal(0)
             for p in repo.paper_positions(s, self._account_id):
@@ -297,20 +425,33 @@ class PaperExchange:
             return Balance("USDT", total=wallet.balance + upl, free=wallet.balance - used + min(upl, Decimal(0)),
                            used=used, extra={"wallet": str(wallet.balance)})  # fmt: skip
 
-    def apply_funding(self, symbol: str, rate: Decimal) -> Decimal:
-        """Settle one funding interval at ``rate`` on the cached mark price: longs pay a positive
-        rate, shorts receive it. Returns what the account paid (negative: received)."""
+    def settle_funding(
+        self, symbol: str, funding_time: dt.datetime, rate: Decimal, mark: Decimal | None = None
+    ) -> Decimal | None:
+        """Settle the funding of ``funding_time`` at ``rate``: funding = position notional at the mark
+        price x rate; a positive rate makes longs pay and shorts receive (Binance: "Funding Amount =
+        Nominal Value of Positions x Funding Rate", nominal value = mark price x size; OKX the same).
+        Once per (account, symbol, funding time): returns what the account paid (negative: received),
+        or None when there was nothing to settle or it was settled before (by us or another matcher)."""
         info = self.market(symbol)
         with self._sessions() as s:
             wallet = self._wallet(s)
             pos = repo.paper_position(s, self._account_id, info.symbol, lock=True)
-            mark = self._price(info.symbol)
+            mark = mark if mark is not None else self._mark(info.symbol)
             if pos is None or pos.quantity == 0 or mark is None:
-                return Decimal(0)
-            paid = pos.quantity * mark * rate * (1 if pos.side == "long" else -1)
+                return None
+            paid = (pos.quantity * mark * rate * (1 if pos.side == "long" else -1)).quantize(
+                FUNDING_QUANTUM, ROUND_HALF_EVEN
+            )
+            if not paper_repo.record_paper_funding(
+                s, self._account_id, info.symbol, funding_time,
+                side=pos.side, quantity=pos.quantity, mark_price=mark, rate=rate, amount=paid,
+            ):  # fmt: skip
+                return None
             wallet.balance -= paid
             pos.funding_paid += paid
-            return paid
+        self._book_changed()  # the wallet moved: cross liquidation prices with it
+        return paid
 
 
 def _triggered(order: PaperOrder, price: Decimal) -> bool:

@@ -48,7 +48,14 @@ from tradingbot.adapters.feed.messages import (
 )
 from tradingbot.adapters.feed.pool import ConnectionPlan, Subscription, Venue, plan
 from tradingbot.adapters.feed.settings import subscriptions, venues
-from tradingbot.adapters.feed.store import FUNDING_TTL_S, CandleSeries, candles_key, funding_key, price_key
+from tradingbot.adapters.feed.store import (
+    FUNDING_TTL_S,
+    TICKS_CHANNEL,
+    CandleSeries,
+    candles_key,
+    funding_key,
+    price_key,
+)
 
 if TYPE_CHECKING:
     from tradingbot.settings import FeedSection
@@ -129,24 +136,32 @@ def backoff_s(attempt: int, base: float, cap: float) -> float:
     return random.uniform(0.0, min(cap, base * (2 ** min(attempt, 30))))
 
 
-# SET each KEYS[i] to ARGV[i] with a TTL of ARGV[n + i] seconds (n = #KEYS). The keys of one batch
-# are independent, so a cluster-mode Redis would need one call per hash slot; ElastiCache here
-# runs with cluster mode disabled.
+# SET each KEYS[i] to ARGV[i] with a TTL of ARGV[n + i] seconds (n = #KEYS), then, when given,
+# PUBLISH ARGV[2n + 2] on channel ARGV[2n + 1]: the batch's price updates reach the paper matcher in
+# the same round trip, after the keys they describe are written (docs/adr/0007-paper-matching.md).
+# The keys of one batch are independent, so a cluster-mode Redis would need one call per hash slot;
+# ElastiCache here runs with cluster mode disabled.
 _SET_MANY_LUA = """
 local n = #KEYS
 for i = 1, n do
   redis.call('SET', KEYS[i], ARGV[i], 'EX', ARGV[n + i])
+end
+if ARGV[2 * n + 2] then
+  redis.call('PUBLISH', ARGV[2 * n + 1], ARGV[2 * n + 2])
 end
 return n
 """
 
 
 class RedisWriter:
-    """Applies event batches to the candle book and writes the changed keys in one pipeline."""
+    """Applies event batches to the candle book and writes the changed keys in one pipeline; with
+    ``publish`` the batch's prices and marks also go out on :data:`~.store.TICKS_CHANNEL`."""
 
-    def __init__(self, client: aioredis.Redis, candles_kept: int = 500) -> None:
+    def __init__(self, client: aioredis.Redis, candles_kept: int = 500, *, publish: bool = True) -> None:
         self.client = client
         self.candles_kept = candles_kept
+        self.publish = publish
+        self._ticks: dict[tuple[str, str], str] = {}
         self.series: dict[BarKey, CandleSeries] = {}
         self.funding: dict[tuple[str, str], dict[str, Any]] = {}
         self._dirty_bars: set[BarKey] = set()
@@ -159,6 +174,7 @@ class RedisWriter:
             if isinstance(ev, Price):
                 # same JSON as Cache.put_price; built by hand because this is the hot path
                 prices[price_key(ev.exchange, ev.symbol)] = f'{{"p":"{ev.price}","t":{ev.event_ms}}}'
+                self._ticks[(ev.exchange, ev.symbol)] = ev.price
             elif isinstance(ev, Candle):
                 key = (ev.exchange, ev.symbol, ev.timeframe)
                 series = self.series.get(key)
@@ -193,14 +209,29 @@ class RedisWriter:
             keys.append(funding_key(ex, sym))
             values.append(json.dumps(self.funding[(ex, sym)]))
             ttls.append(FUNDING_TTL_S)
+        extra: list[str] = []
+        if self.publish and (self._ticks or self._dirty_funding):
+            extra = [TICKS_CHANNEL, self._tick_message()]
         if keys:
             # one EVALSHA per batch instead of one SET per key: redis-py spends ~70 us of client
             # CPU per pipelined command, which capped the feed below 20k messages/s
-            await self._set_many(keys=keys, args=[*values, *ttls])
+            await self._set_many(keys=keys, args=[*values, *ttls, *extra])
         # cleared only after a successful write: a failed batch's candles go out with the next one
         self._dirty_bars.clear()
         self._dirty_funding.clear()
+        self._ticks.clear()
         return len(keys)
+
+    def _tick_message(self) -> str:
+        """``{"t": ms, "u": [[exchange, symbol, last|null, mark|null, rate|null, next ms|null], ...]}``
+        (store.py documents it): what the batch changed, for the paper matcher."""
+        # built by hand (hot path): exchange ids, unified symbols and wire prices need no JSON escaping
+        rows = [f'["{ex}","{sym}","{p}",null,null,null]' for (ex, sym), p in self._ticks.items()
+                if (ex, sym) not in self._dirty_funding]  # fmt: skip
+        for k in self._dirty_funding:
+            doc = self.funding[k]
+            rows.append(json.dumps([k[0], k[1], self._ticks.get(k), doc["mark"], doc["rate"], doc["next"]]))
+        return f'{{"t":{int(time.time() * 1000)},"u":[{",".join(rows)}]}}'
 
 
 class FeedService:

@@ -14,6 +14,13 @@ key                                    value (JSON)                             
                                        "next": <ms>|null, "t": <event ms>}``
 =====================================  ==========================================  =========
 
+After each batch the writer also PUBLISHes one message on ``tb:ticks`` (:data:`TICKS_CHANNEL`), in the
+same script as the SETs: ``{"t": <write ms>, "u": [[exchange, symbol, last|null, mark|null,
+rate|null, next funding ms|null], ...]}``, one row per (exchange, symbol) whose price or funding
+document the batch changed. The paper matcher (``adapters/exchange/paper_matcher.py``) consumes it.
+Pub/sub is at most once: a subscriber that was away misses messages, which is why the matcher
+re-reads its state on (re)subscribe and every few seconds, and why the keys stay the record.
+
 The price and candle keys are the ones :class:`tradingbot.adapters.cache.Cache` reads (``get_price``,
 ``get_candles``), so the paper exchange and the pipeline need nothing new. The short TTLs make a
 dead feed visible: its keys vanish within 15 s instead of serving old prices. Readers should
@@ -35,6 +42,7 @@ from tradingbot.adapters.cache import PREFIX, PRICE_TTL_S, Cache, PriceQuote
 from tradingbot.adapters.feed.messages import Candle
 
 FUNDING_TTL_S = PRICE_TTL_S
+TICKS_CHANNEL = f"{PREFIX}ticks"
 CANDLES_KEPT = 500
 DEFAULT_MAX_AGE_S = 5.0
 

@@ -57,6 +57,9 @@ class ModelMetadata:
     metrics: dict[str, Any] = field(default_factory=dict)
     sha256: str = ""
     frameworks: dict[str, str] = field(default_factory=dict)
+    # TradingView tickers of the symbol family the model was trained on (e.g. ["BTCUSDT"]); the
+    # predict stage runs it on no other symbol, and on no other bar interval than ``interval``
+    symbols: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -443,4 +443,23 @@ class PaperOrder(Base):
     updated_at: Mapped[dt.datetime] = _now()
 
 
+class PaperFundingPayment(Base):
+    """One funding settlement of one paper position: the primary key (account, symbol, funding time)
+    is what makes it happen exactly once, whichever matcher (or restart) gets there first.
+    ``amount`` > 0: the account paid; < 0: it received."""
+
+    __tablename__ = "paper_funding_payments"
+    __table_args__ = (CheckConstraint(_in("side", POSITION_SIDES), name="side"),)
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    funding_time: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    side: Mapped[str] = mapped_column(String(8))
+    quantity: Mapped[Decimal]
+    mark_price: Mapped[Decimal]
+    rate: Mapped[Decimal]
+    amount: Mapped[Decimal]
+    created_at: Mapped[dt.datetime] = _now()
+
+
 TABLES = tuple(Base.metadata.sorted_tables)

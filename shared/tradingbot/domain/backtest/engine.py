@@ -13,6 +13,7 @@ import pandas as pd
 from tradingbot.domain.backtest import kernel
 from tradingbot.domain.backtest.metrics import compute_metrics
 from tradingbot.domain.candles import bar_interval
+from tradingbot.domain.costs import SLIPPAGE_BPS, TAKER_FEE_RATE
 from tradingbot.domain.indicators import Indicators
 from tradingbot.domain.strategies import Params, Signals, Strategy, get_strategy
 from tradingbot.errors import PermanentError
@@ -27,8 +28,8 @@ class BacktestConfigError(PermanentError, ValueError):
 @dataclass(frozen=True)
 class BacktestConfig:
     initial_cash: float = 10_000.0
-    fee: float = 0.0004  # taker fee per side, fraction of notional
-    slippage_bps: float = 0.0  # adverse price move on every fill, basis points
+    fee: float = float(TAKER_FEE_RATE)  # taker fee per side, fraction of notional (domain.costs: one default)
+    slippage_bps: float = float(SLIPPAGE_BPS)  # adverse price move on every fill, basis points
     leverage: float = 1.0
     size: float = 1.0  # fraction of equity committed (margin + opening fee) per position
     stop_loss: float = 0.0  # fraction of the entry price; 0 disables

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tradingbot.domain.costs import SLIPPAGE_BPS, TAKER_FEE_RATE  # the one cost default (backtest, paper, validator)
 from tradingbot.entrypoints.cli.accounts import accounts_app, keys_app
 from tradingbot.entrypoints.cli.console import lazy_console
+from tradingbot.entrypoints.cli.data import data_app
 from tradingbot.entrypoints.cli.exchange import reconcile
 from tradingbot.entrypoints.cli.feed import feed
 from tradingbot.entrypoints.cli.model import model_app
@@ -34,6 +36,7 @@ app.add_typer(accounts_app, name="accounts", help="Trading accounts, webhook tok
 app.add_typer(keys_app, name="keys", help="Exchange API keys, encrypted at rest.")
 app.add_typer(servers_app, name="servers", help="Local PostgreSQL and Redis (embedded) for `make run`.")
 app.add_typer(executions_app, name="executions", help="Pipeline executions: list, show.")
+app.add_typer(data_app, name="data", help="Candle history for research: download, list.")
 app.command()(serve)
 app.command()(replay)
 app.command("reconcile")(reconcile)
@@ -86,18 +89,47 @@ def _progress() -> Progress:
     )  # fmt: skip
 
 
+Data = Annotated[Path | None, typer.Option(help="candles: .csv, .csv.gz or .parquet (else --symbol)")]
+Symbol = Annotated[
+    str | None,
+    typer.Option(help="downloaded history of this ticker (tradingbot data download), else the packaged sample"),
+]
+Timeframe = Annotated[str, typer.Option(help="with --symbol: bar interval")]
+Exchange = Annotated[str, typer.Option(help="with --symbol: binanceusdm or okx")]
+
+
+def load_research_candles(data: Path | None, symbol: str | None, timeframe: str, exchange: str) -> pd.DataFrame:
+    """``--data FILE``, or ``--symbol`` resolved to the downloaded history (else the packaged sample,
+    labelled so on stderr). Raises CandleDataError / HistoryError with the reason."""
+    from tradingbot.adapters.history import HistoryError, resolve_candles
+    from tradingbot.domain.candles import load_candles
+
+    if (data is None) == (symbol is None):
+        raise HistoryError("give either --data FILE or --symbol TICKER [--timeframe 1h] [--exchange binanceusdm]")
+    if data is not None:
+        return load_candles(data)
+    assert symbol is not None
+    choice = resolve_candles(symbol, timeframe, exchange)
+    style = "yellow" if choice.kind == "sample" else "green"
+    err.print(f"[{style}]data:[/] {choice.label}", highlight=False)
+    return choice.candles
+
+
 Fee = Annotated[float, typer.Option(help="taker fee per side, fraction of notional")]
 Slip = Annotated[float, typer.Option("--slippage-bps", help="adverse slippage on every fill, basis points")]
 
 
 @app.command()
 def backtest(
-    data: Annotated[Path, typer.Option(help="candles: .csv, .csv.gz or .parquet")],
+    data: Data = None,
+    symbol: Symbol = None,
+    timeframe: Timeframe = "1h",
+    exchange: Exchange = "binanceusdm",
     strategy: Annotated[str | None, typer.Option(help="strategy name (see `tradingbot strategies`)")] = None,
     param: Annotated[list[str] | None, typer.Option(help="strategy parameter key=value, repeatable")] = None,
     all_: Annotated[bool, typer.Option("--all", help="run all strategies with defaults, print a table")] = False,
-    fee: Fee = 0.0004,
-    slippage_bps: Slip = 0.0,
+    fee: Fee = float(TAKER_FEE_RATE),
+    slippage_bps: Slip = float(SLIPPAGE_BPS),
     leverage: Annotated[float, typer.Option(help="leverage (1-125)")] = 1.0,
     size: Annotated[float, typer.Option(help="fraction of equity per position (0-1]")] = 1.0,
     stop_loss: Annotated[float, typer.Option(help="stop-loss distance, fraction of entry (0 = off)")] = 0.0,
@@ -106,10 +138,11 @@ def backtest(
     json_out: Annotated[Path | None, typer.Option("--json", help="write metrics, trades and equity")] = None,
     report: Annotated[Path | None, typer.Option(help="write a self-contained HTML report")] = None,
 ) -> None:
-    """Backtest one strategy (or --all) on a candle file."""
+    """Backtest one strategy (or --all) on a candle file or a symbol's downloaded history."""
+    from tradingbot.adapters.history import HistoryError
     from tradingbot.domain.backtest import BacktestConfig, BacktestConfigError, run_strategy
     from tradingbot.domain.backtest.report import render_html, to_json  # plotly loads inside render_html
-    from tradingbot.domain.candles import CandleDataError, find_gaps, load_candles
+    from tradingbot.domain.candles import CandleDataError, find_gaps
     from tradingbot.domain.strategies import StrategyError, get_strategy
 
     try:
@@ -124,8 +157,8 @@ def backtest(
         if strategy is not None:
             strat = get_strategy(strategy)
             params = strat.resolve(parse_params(param or []))
-        candles = load_candles(data)
-    except (CandleDataError, StrategyError, BacktestConfigError) as exc:
+        candles = load_research_candles(data, symbol, timeframe, exchange)
+    except (CandleDataError, StrategyError, BacktestConfigError, HistoryError) as exc:
         fail(str(exc))
         return
     for gap in find_gaps(candles)[:5]:
@@ -200,13 +233,16 @@ def strategies() -> None:
 
 @app.command()
 def optimize(
-    data: Annotated[Path, typer.Option(help="candles: .csv, .csv.gz or .parquet")],
     strategy: Annotated[str, typer.Option(help="strategy name")],
+    data: Data = None,
+    symbol: Symbol = None,
+    timeframe: Timeframe = "1h",
+    exchange: Exchange = "binanceusdm",
     param: Annotated[
         list[str] | None, typer.Option(help="key=v1,v2,... values to try (default: the declared range)")
     ] = None,
-    fee: Fee = 0.0004,
-    slippage_bps: Slip = 0.0,
+    fee: Fee = float(TAKER_FEE_RATE),
+    slippage_bps: Slip = float(SLIPPAGE_BPS),
     leverage: float = 1.0,
     size: float = 1.0,
     top: Annotated[int, typer.Option(help="rows to print")] = 10,
@@ -214,8 +250,9 @@ def optimize(
     json_out: Annotated[Path | None, typer.Option("--json", help="write every combination's metrics")] = None,
 ) -> None:
     """Grid search: backtest every parameter combination in one compiled call."""
+    from tradingbot.adapters.history import HistoryError
     from tradingbot.domain.backtest import BacktestConfig, BacktestConfigError, run_grid
-    from tradingbot.domain.candles import CandleDataError, load_candles
+    from tradingbot.domain.candles import CandleDataError
     from tradingbot.domain.strategies import StrategyError, get_strategy
 
     try:
@@ -227,11 +264,11 @@ def optimize(
                 raise StrategyError(f"strategy {strat.name} has no parameter {key!r}; valid: {', '.join(by_name)}")
             ranges[key] = [by_name[key].parse(v) for v in raw.split(",")]
         config = BacktestConfig(fee=fee, slippage_bps=slippage_bps, leverage=leverage, size=size)
-        candles = load_candles(data)
+        candles = load_research_candles(data, symbol, timeframe, exchange)
         combos = list(strat.grid(ranges))
         if not combos:
             raise StrategyError("no valid parameter combination in the given ranges")
-    except (CandleDataError, StrategyError, BacktestConfigError) as exc:
+    except (CandleDataError, StrategyError, BacktestConfigError, HistoryError) as exc:
         fail(str(exc))
         return
     with _progress() as progress:

@@ -67,14 +67,32 @@ def sample_alert(token: str, price: float, action: str = "long", strategy: str =
             "time": now, "comment": "sample alert from make run"}  # fmt: skip
 
 
+def _market_price(rt: Any, venue: str, symbol: str = "BTC/USDT:USDT", wait_s: float = 15.0) -> float:
+    """The market's current BTC price for the sample alert (the live feed's first price can take a
+    few seconds: its warm-up backfill); the packaged candles' last close if none arrives."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        quote = rt.cache().get_price(venue, symbol)
+        if quote is not None:
+            return float(quote.price)
+        if time.monotonic() > deadline:
+            from tradingbot.adapters.market import BundledCandles
+
+            return BundledCandles().last_price()
+        time.sleep(0.2)
+
+
 def _model_direction(rt: Any) -> str | None:
-    """The committed LSTM's call on the bundled candles' last bar (None without a model)."""
+    """The committed LSTM's call on the market's last closed bar (None without a model)."""
     from tradingbot.domain.alert import AlertContent
     from tradingbot.pipeline.predict import predict_alert
 
     alert = sample_alert("x" * 20, 1.0)
     alert.pop("token")
-    direction = getattr(predict_alert(rt, AlertContent.model_validate(alert)), "direction", None)
+    try:
+        direction = getattr(predict_alert(rt, AlertContent.model_validate(alert)), "direction", None)
+    except Exception:  # no candles yet (the feed still warming up): the sample alert goes long
+        return None
     return direction if direction in ("long", "short") else None
 
 
@@ -84,9 +102,12 @@ def serve(
     data_dir: Annotated[Path, typer.Option(help="embedded servers' data")] = Path(".data"),
 ) -> None:
     """Run the webhook and the whole pipeline locally (moto Step Functions, embedded PostgreSQL and
-    Redis, paper exchange priced from the bundled candles). Ctrl-C stops."""
-    from tradingbot.adapters.market import BundledCandles, start_price_feeder
+    Redis) on the live market (the feed, FEED_*), or on the labelled offline replay of the packaged
+    candles when the venue cannot be reached; paper orders fill on its prices. Ctrl-C stops."""
+    from tradingbot.adapters.exchange.paper_matcher import start_paper_matcher
+    from tradingbot.adapters.persistence import config as persistence_config
     from tradingbot.entrypoints.local.http import make_server, serve_in_thread
+    from tradingbot.entrypoints.local.market import LocalMarket
     from tradingbot.entrypoints.local.runner import LocalStepFunctions, TraceRecorder
     from tradingbot.entrypoints.local.servers import start_detached
     from tradingbot.pipeline.runtime import Runtime, set_runtime
@@ -101,11 +122,13 @@ def serve(
     # threaded server + in-process pipeline share the pool
     rt = Runtime(config=settings, database_url=db_url, redis_url=redis_url, db_pool_size=40)
     set_runtime(rt)
-    market = BundledCandles()
-    rt.candle_source = market
+    database = db_url or persistence_config.database_url(settings.persistence)
+    redis = redis_url or persistence_config.redis_url(settings.persistence)
+    market = LocalMarket(settings, redis, rt.cache).start()
+    # fills resting paper stops / targets (and settles funding) on every price the market writes
+    matcher = start_paper_matcher(database, redis, price_source=market.venue)
     local = LocalStepFunctions(rt).start()
-    recorder = TraceRecorder(local).start()
-    feeder = start_price_feeder(rt.cache, "BTC/USDT:USDT", market.last_price())
+    recorder = TraceRecorder(local, market=market.summary).start()
     token = _demo_token(rt, data_dir)
 
     def on_response(event: dict[str, Any], result: dict[str, Any]) -> None:
@@ -119,13 +142,22 @@ def serve(
     server = make_server(host, port, webhook_handler, on_response)
     serve_in_thread(server)
     url = f"http://{host}:{server.server_address[1]}"
+    price = _market_price(rt, market.venue)
     direction = _model_direction(rt)
-    alert = json.dumps(sample_alert(token, market.last_price(), action=direction or "long"))
+    alert = json.dumps(sample_alert(token, price, action=direction or "long"))
     out.print(f"[bold green]TradingBot AI[/] listening on {url}")
+    if market.mode == "live":
+        feed = market.feed_settings
+        out.print(f"  market:      live feed from {', '.join(feed.exchanges)} ({', '.join(feed.symbols)}; "
+                  f"{', '.join(feed.timeframes)})", highlight=False)  # fmt: skip
+    else:
+        out.print(f"  [bold yellow]market:      OFFLINE REPLAY[/] of the packaged candles ({market.reason})",
+                  highlight=False)  # fmt: skip
+        out.print("               decisions and orders on it are labelled 'offline replay'", highlight=False)
     out.print(f"  Swagger UI:  {url}/docs")
     out.print(f"  health:      {url}/health")
     out.print(f"  demo account {DEMO_ACCOUNT!r} (paper); its webhook token is in {data_dir / 'demo-webhook-token'}")
-    why = f"in the direction the bundled LSTM predicts ({direction})" if direction else "long (no model loaded)"
+    why = f"in the direction the LSTM predicts ({direction})" if direction else "long (no model loaded)"
     out.print(f"  send a sample alert ({why}, so it passes the LSTM rule):")
     out.print(f"    curl -s -X POST {url}/webhook/tradingview -H 'Content-Type: application/json' -d '{alert}'",
               soft_wrap=True, highlight=False)  # fmt: skip
@@ -137,9 +169,10 @@ def serve(
         out.print("stopping")
     finally:
         server.shutdown()
-        feeder.set()
         recorder.stop()
         local.stop()
+        matcher.stop()
+        market.stop()
 
 
 @executions_app.command("list")
@@ -154,13 +187,48 @@ def executions_list(limit: Annotated[int, typer.Option(help="rows")] = 20) -> No
     with session_scope(rt.engine()) as s:
         rows = repo.recent_decisions(s, limit)
         table = Table(title="executions (newest first)")
-        for col in ("id", "execution", "symbol", "action", "status", "ms", "reason"):
+        for col in ("id", "execution", "symbol", "action", "outcome", "status", "ms", "market", "reason"):
             table.add_column(col)
         for d in rows:
             meta = (d.stages or {}).get("_execution", {})
-            table.add_row(str(d.id), d.execution_name, d.symbol, d.final_action or "-", meta.get("status", "-"),
-                          str(meta.get("duration_ms", "-")), (d.rejection_reason or "")[:60])  # fmt: skip
+            result, reason = outcome(d.stages or {}, d.final_action, d.rejection_reason)
+            table.add_row(str(d.id), d.execution_name, d.symbol, d.final_action or "-", result,
+                          meta.get("status", "-"), str(meta.get("duration_ms", "-")), market_label(meta),
+                          (reason or "")[:60])  # fmt: skip
     out.print(table)
+
+
+_ORDER_OUTCOME = {
+    "filled": "filled",
+    "partially_filled": "partially filled",
+    "rejected": "order rejected",
+    "no_op": "no order",
+    "pending": "order pending",
+}
+
+
+def outcome(stages: dict[str, Any], final_action: str | None, rejection_reason: str | None) -> tuple[str, str | None]:
+    """What actually happened, from the execution report when there is one (a venue's rejection,
+    e.g. ``no_price``, is not a trade whatever the intent was), else from the decision: the
+    validator's rejection or the pipeline's error."""
+    report = stages.get("execution")
+    if isinstance(report, dict) and report.get("status"):
+        status = str(report["status"])
+        reason = report.get("reason") or next(
+            (leg.get("reason") for leg in report.get("orders") or [] if leg.get("reason")), None
+        )
+        return _ORDER_OUTCOME.get(status, status), reason or rejection_reason
+    if final_action == "rejected":
+        return "rejected", rejection_reason
+    if final_action == "error":
+        return "failed", rejection_reason
+    return "-", rejection_reason
+
+
+def market_label(meta: dict[str, Any]) -> str:
+    """Where the decision's market data came from (``tradingbot serve`` records it)."""
+    market = meta.get("market")
+    return str(market.get("mode") or "-") if isinstance(market, dict) else "-"
 
 
 def _find(s: Any, ident: str) -> Decision:
@@ -195,8 +263,13 @@ def executions_show(
         return
     stages_json: dict[str, Any] = record["stages"] or {}
     meta: dict[str, Any] = stages_json.get("_execution", {})
+    result, reason = outcome(stages_json, record["final_action"], record["rejection_reason"])
     out.print(f"[bold]{record['execution_name']}[/] {meta.get('status', '?')} in {meta.get('duration_ms', '?')} ms: "
-              f"{record['final_action']} {record['rejection_reason'] or ''}")  # fmt: skip
+              f"{record['final_action']} -> {result} {reason or ''}", highlight=False)  # fmt: skip
+    market = meta.get("market")
+    if isinstance(market, dict):
+        style = "green" if market.get("live") else "bold yellow"
+        out.print(f"market: [{style}]{market.get('mode')}[/] ({market.get('reason', '')})", highlight=False)
     table = Table()
     for col in ("state", "ms", "output"):
         table.add_column(col, overflow="fold")
@@ -233,7 +306,8 @@ def replay(
         local.stop()
     with session_scope(rt.engine()) as s:
         replayed = _find(s, name)
-        out.print(f"{name}: {desc['status']}, {replayed.final_action} {replayed.rejection_reason or ''}")
+        result, reason = outcome(replayed.stages or {}, replayed.final_action, replayed.rejection_reason)
+        out.print(f"{name}: {desc['status']}, {replayed.final_action} -> {result} {reason or ''}", highlight=False)
         execution = (replayed.stages or {}).get("execution")
         if execution:
             out.print(json.dumps(execution, default=str))

@@ -97,11 +97,17 @@ def health() -> dict[str, Any]:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
+    market: dict[str, Any] | None = None
     try:
         checks["redis"] = "ok" if rt.cache().ping() else "unavailable"
+        # `tradingbot serve` says where its market comes from: the live feed or the offline replay
+        market = rt.cache().market_mode() if checks["redis"] == "ok" else None
     except Exception as exc:
         checks["redis"] = f"unavailable: {type(exc).__name__}"
-    return {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", "checks": checks}
+    body: dict[str, Any] = {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", "checks": checks}
+    if market is not None:
+        body["market"] = market
+    return body
 
 
 def _json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:

@@ -212,8 +212,15 @@ def _iso(ts: Any) -> str:
     return ts.astimezone(dt.UTC).isoformat() if isinstance(ts, dt.datetime) else str(ts)
 
 
-def store_trace(rt: Runtime, execution_name: str, desc: dict[str, Any], trace: list[dict[str, Any]]) -> None:
-    """Attach the execution's per-state trace and status to its decision record."""
+def store_trace(
+    rt: Runtime,
+    execution_name: str,
+    desc: dict[str, Any],
+    trace: list[dict[str, Any]],
+    market: dict[str, Any] | None = None,
+) -> None:
+    """Attach the execution's per-state trace and status to its decision record, and (``serve``)
+    where its market data came from: the live feed or the offline replay."""
     started, stopped = desc.get("startDate"), desc.get("stopDate")
     meta = {
         "status": desc["status"], "execution_arn": desc["executionArn"], "started": _iso(started),
@@ -221,6 +228,8 @@ def store_trace(rt: Runtime, execution_name: str, desc: dict[str, Any], trace: l
         "duration_ms": round((stopped - started).total_seconds() * 1000, 2) if started and stopped else None,
         "states": trace,
     }  # fmt: skip
+    if market is not None:
+        meta["market"] = market
     with session_scope(rt.engine()) as s:
         repo.attach_execution_trace(s, execution_name, meta)
 
@@ -238,8 +247,9 @@ class TraceRecorder:
     """Background watcher for executions started by the webhook (``tradingbot serve``): when one
     finishes, its trace is stored with its decision."""
 
-    def __init__(self, local: LocalStepFunctions) -> None:
+    def __init__(self, local: LocalStepFunctions, market: Callable[[], dict[str, Any]] | None = None) -> None:
         self.local = local
+        self.market = market
         self._pending: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -267,7 +277,8 @@ class TraceRecorder:
                     desc = self.local.sfn.describe_execution(executionArn=arn)
                     if desc["status"] == "RUNNING":
                         continue
-                    store_trace(self.local.runtime, name, desc, self.local.trace(arn))
+                    market = self.market() if self.market is not None else None
+                    store_trace(self.local.runtime, name, desc, self.local.trace(arn), market)
                 except Exception:  # keep watching the others; the decision record itself is stored
                     pass
                 with self._lock:

@@ -13,6 +13,7 @@ We still validate the answer ourselves: structured output is a strong hint, not 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,28 @@ from tradingbot.errors import PermanentError
 
 MAX_OUTPUT_TOKENS = 300
 SCHEMA_NAME = "cast_vote"
+
+# Reasoning models refuse sampling parameters: the API answers HTTP 400 {"error": {"message":
+# "Unsupported parameter: 'temperature' is not supported with this model.", "type":
+# "invalid_request_error", "param": "temperature", "code": "unsupported_parameter"}} (reported for
+# o3-mini in openai/openai-python#2104, for o1/o3 in sigoden/aichat#1144, for gpt-5.2 in
+# OpenHands/software-agent-sdk#1837; platform.openai.com/docs/guides/reasoning "limitations"). The
+# o-series (o1, o3, o3-mini, o4-mini ...) and the gpt-5 family are reasoning models; the gpt-5
+# "chat" snapshots (gpt-5-chat-latest) are not and take temperature (BerriAI/litellm#13781).
+# Omitting it is always accepted (the API's default applies), so an unknown model is sent none
+# only when it looks like one of these families.
+_REASONING_MODEL = re.compile(r"^(o\d|gpt-5)")
+
+
+def accepts_temperature(model: str) -> bool:
+    """Whether ``model`` takes ``temperature``; a ``provider/`` prefix and a date suffix are ignored."""
+    name = model.rsplit("/", 1)[-1].strip().lower()
+    return not _REASONING_MODEL.match(name) or "-chat" in name
+
+
+def _sampling(model: str) -> dict[str, Any]:
+    """``temperature=0`` (the steadiest vote) where the model takes it, nothing where it refuses it."""
+    return {"temperature": 0} if accepts_temperature(model) else {}
 
 
 def _make_client(api_key: str, base_url: str | None, timeout_s: float) -> openai.OpenAI:
@@ -84,7 +107,7 @@ class OpenAIVoter(RetryingVoter):
             input=render_user_prompt(brief),
             text={"format": {"type": "json_schema", "name": SCHEMA_NAME, "schema": VOTE_JSON_SCHEMA, "strict": True}},
             max_output_tokens=MAX_OUTPUT_TOKENS,
-            temperature=0,
+            **_sampling(self.model),
             store=False,  # nothing to keep server-side; also keeps market data out of OpenAI's logs
             timeout=timeout_s,
         )
@@ -139,7 +162,7 @@ class OpenAICompatibleVoter(RetryingVoter):
             },
             # max_tokens rather than max_completion_tokens: it is what compatible servers accept
             max_tokens=MAX_OUTPUT_TOKENS,
-            temperature=0,
+            **_sampling(self.model),
             timeout=timeout_s,
         )
         return _chat_reply(resp)

@@ -48,6 +48,8 @@ from tradingbot.adapters.persistence.repositories.orders import (
     LiveOrderRow,
     create_order,
     filled_quantity,
+    known_exchange_order_ids,
+    lock_account_orders,
     order_by_client_id,
     order_fills,
     order_status,
@@ -56,6 +58,7 @@ from tradingbot.adapters.persistence.repositories.orders import (
     recent_orders,
     record_fill,
     transition_order,
+    unresolved_orders,
 )
 from tradingbot.adapters.persistence.repositories.paper import (
     add_paper_order,
@@ -98,9 +101,11 @@ __all__ = [
     "find_execution",
     "get_account",
     "hash_token",
+    "known_exchange_order_ids",
     "list_accounts",
     "list_model_versions",
     "load_credentials",
+    "lock_account_orders",
     "lock_paper_wallet",
     "new_webhook_token",
     "open_positions",
@@ -131,5 +136,6 @@ __all__ = [
     "store_execution",
     "sync_positions",
     "transition_order",
+    "unresolved_orders",
     "upsert_paper_position",
 ]

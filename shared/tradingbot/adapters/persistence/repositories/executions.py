@@ -8,6 +8,7 @@ one atomic unit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -32,8 +33,11 @@ def store_execution(
     status: str,
     reason: str | None,
     report: dict[str, Any],
-) -> None:
+    final_statuses: Iterable[str] = (),
+) -> bool:
     """Insert or overwrite the decision's outcome (a ``pending`` one is replaced when a retry settles it).
+    A stored outcome in ``final_statuses`` is never overwritten (a losing concurrent attempt must not
+    replace the winner's result): False when that kept the stored row.
     ``symbol`` and ``action`` are cut to their column widths: a venue symbol never is longer, a
     malformed intent must still leave its rejection on record."""
     values: dict[str, Any] = {
@@ -41,4 +45,9 @@ def store_execution(
         "reason": reason, "report": report, "updated_at": func.now(),
     }  # fmt: skip
     stmt = insert(Execution).values(account_id=account_id, decision_key=decision_key, **values)
-    session.execute(stmt.on_conflict_do_update(index_elements=["account_id", "decision_key"], set_=values))
+    final = list(final_statuses)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["account_id", "decision_key"], set_=values,
+        where=Execution.status.notin_(final) if final else None,
+    ).returning(Execution.id)  # fmt: skip
+    return session.scalar(upsert) is not None

@@ -27,6 +27,7 @@ from tradingbot.adapters.persistence.errors import (
     InvalidOrderTransition,
 )
 from tradingbot.adapters.persistence.models import (
+    Account,
     Fill,
     Order,
     OrderEvent,
@@ -179,20 +180,60 @@ def order_fills(session: Session, order_id: int) -> list[tuple[Decimal, Decimal]
 
 @dataclass(frozen=True)
 class LiveOrderRow:
-    """What reconcile needs to look a live order up on the venue."""
+    """What reconcile needs to look a live order up on the venue (by client id, then in the
+    venue's trade list by side, quantity and the time it was submitted)."""
 
     client_order_id: str
     symbol: str
     type: str
     status: str
     created_at: dt.datetime
+    updated_at: dt.datetime  # for a ``submitted`` row: when it was marked submitted (just before the send)
+    side: str = "buy"
+    quantity: Decimal = Decimal(0)
+    reduce_only: bool = False
 
 
 def orders_in_status(session: Session, account_id: int, statuses: Iterable[str]) -> list[LiveOrderRow]:
     """An account's orders in ``statuses``, oldest first (by id)."""
     rows = session.execute(
-        select(Order.client_order_id, Order.symbol, Order.type, Order.status, Order.created_at)
+        select(
+            Order.client_order_id, Order.symbol, Order.type, Order.status, Order.created_at, Order.updated_at,
+            Order.side, Order.quantity, Order.reduce_only,
+        )
         .where(Order.account_id == account_id, Order.status.in_(list(statuses)))
         .order_by(Order.id)
-    ).all()
+    ).all()  # fmt: skip
     return [LiveOrderRow(*row) for row in rows]
+
+
+def lock_account_orders(session: Session, account_id: int) -> None:
+    """Hold the account row FOR UPDATE until the transaction ends: the one place where writing a
+    new plan's order rows is serialized per account in PostgreSQL (checked by
+    :func:`unresolved_orders` in the same transaction)."""
+    session.scalar(select(Account.id).where(Account.id == account_id).with_for_update())
+
+
+def unresolved_orders(
+    session: Session,
+    account_id: int,
+    symbol: str,
+    *,
+    exclude: Iterable[str] = (),
+    types: Iterable[str] = ("market", "limit"),
+) -> list[str]:
+    """Client ids of the account's ``pending``/``submitted`` orders of ``types`` on ``symbol``
+    (other than ``exclude``): orders whose outcome is not known yet."""
+    stmt = select(Order.client_order_id).where(
+        Order.account_id == account_id, Order.symbol == symbol, Order.status.in_(("pending", "submitted")),
+        Order.type.in_(list(types)), Order.client_order_id.notin_(list(exclude)),
+    )  # fmt: skip
+    return list(session.scalars(stmt.order_by(Order.id)).all())
+
+
+def known_exchange_order_ids(session: Session, account_id: int, symbol: str) -> set[str]:
+    """The venue order ids already attributed to the account's orders on ``symbol``."""
+    stmt = select(Order.exchange_order_id).where(
+        Order.account_id == account_id, Order.symbol == symbol, Order.exchange_order_id.is_not(None)
+    )
+    return {str(x) for x in session.scalars(stmt).all()}
