@@ -1,6 +1,13 @@
 """The only SQL the product runs, one module per aggregate. Each function takes a Session inside a
 transaction (``session_scope``) and never commits itself, so a caller can group alert + decision + order
-into one atomic unit. ``from tradingbot.adapters.persistence import repositories as repo`` gives all of them."""
+into one atomic unit.
+
+Uniqueness is enforced with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, not by catching
+IntegrityError: race-free across processes, one round trip, and the caller's transaction stays
+usable, so a duplicate becomes a clear domain error (or an "already recorded" answer).
+
+``from tradingbot.adapters.persistence import repositories as repo`` gives all of them.
+"""
 
 from tradingbot.adapters.persistence.repositories.accounts import (
     TOKEN_PREFIX,

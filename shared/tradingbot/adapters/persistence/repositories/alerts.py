@@ -1,13 +1,7 @@
 """Alerts: every webhook attempt with its status and reason; de-duplicated by idempotency key.
 
-Repository functions: the only SQL the product runs. Each takes a Session inside a transaction
-(``session_scope``) and never commits itself, so a caller can group alert + decision + order into
-one atomic unit.
-
-Uniqueness is enforced with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, not by catching
-IntegrityError: the statement is race-free across processes, costs one round trip, and does not
-abort the caller's transaction, so a duplicate becomes a clear domain error (or an "already
-recorded" answer) while everything else in the transaction stays usable.
+Conventions (one transaction per caller, never a commit here, ON CONFLICT for uniqueness) are in
+the package docstring.
 """
 
 from __future__ import annotations
