@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -118,7 +119,34 @@ class TradingViewAlert(AlertContent):
         return AlertContent.model_validate(self.public())
 
 
+_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z0-9_.]+\s*\}\}")
+_PLACEHOLDER_HINT = (
+    "TradingView fills placeholders in the alert's message (and a strategy's {{strategy.order.alert_message}}) "
+    "when the alert fires; a literal one means the message was sent from elsewhere or the name is misspelt "
+    "(`tradingbot pine alert-message --strategy NAME` prints a message that works)"
+)
+
+
+def _unsubstituted(data: dict[str, Any]) -> AlertError | None:
+    """A field that still holds a placeholder such as ``{{close}}``: named, with what to do."""
+    for key, value in data.items():
+        if key != "comment" and isinstance(value, str) and (m := _PLACEHOLDER.search(value)):
+            return AlertError(
+                422, "unsubstituted_placeholder", f"{key}: {m.group(0)} is a placeholder that was not substituted; "
+                f"{_PLACEHOLDER_HINT}",
+            )  # fmt: skip
+    return None
+
+
 def parse_alert(body: bytes | str | None, max_bytes: int) -> TradingViewAlert:
+    """The alert in ``body``: JSON, whatever the Content-Type said.
+
+    TradingView sends ``application/json`` when the message is valid JSON and ``text/plain``
+    otherwise (https://www.tradingview.com/support/solutions/43000529348), so the header is never
+    trusted either way: a JSON object in a ``text/plain`` body is accepted. Numbers may arrive
+    quoted (``"price": "64000.5"``: a placeholder inside quotes), and TradingView's
+    ``{{strategy.order.action}}`` values ``buy`` / ``sell`` are actions.
+    """
     raw = body.encode() if isinstance(body, str) else (body or b"")
     if len(raw) > max_bytes:
         raise AlertError(413, "body_too_large", f"body is {len(raw)} bytes; the limit is {max_bytes}")
@@ -127,9 +155,18 @@ def parse_alert(body: bytes | str | None, max_bytes: int) -> TradingViewAlert:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        found = _PLACEHOLDER.search(raw.decode("utf-8", errors="replace"))
+        if found:
+            raise AlertError(
+                400, "unsubstituted_placeholder",
+                f"body is not valid JSON: it holds {found.group(0)}, a placeholder that was not substituted; "
+                f"{_PLACEHOLDER_HINT}",
+            ) from None  # fmt: skip
         raise AlertError(400, "malformed_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise AlertError(400, "malformed_json", "body must be a JSON object")
+    if (unsubstituted := _unsubstituted(data)) is not None:
+        raise unsubstituted
     try:
         return TradingViewAlert.model_validate(data)
     except ValidationError as exc:
