@@ -38,12 +38,12 @@ from tests.integration._fake_exchanges import API_KEY, API_SECRET, binance_serve
 
 from tradingbot.adapters.cache import Cache
 from tradingbot.adapters.crypto import EnvelopeCipher, ExchangeCredentials, Kek, KeyRing, Secret
-from tradingbot.adapters.exchange.ccxt_adapter import local_urls
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import create_db_engine, session_scope
 from tradingbot.domain.positions import TradeIntent
 from tradingbot.entrypoints.local.servers import running_servers
 from tradingbot.pipeline.order_service import default_exchange_factory, execute_intent
+from tradingbot.settings import ExchangeSection
 
 REFERENCE_MS = 650.0  # source document: "order execution 650 ms"
 DECISIONS = 300
@@ -104,7 +104,7 @@ def main() -> int:
                 repo.store_credentials(s, acct, ExchangeCredentials(Secret(API_KEY), Secret(API_SECRET)), cipher)
                 account_id = acct.id
             factory = default_exchange_factory(
-                sessions, cache, cipher, api_urls={"binanceusdm": local_urls("binanceusdm", venue.url)}
+                sessions, cache, cipher, endpoints=ExchangeSection(binanceusdm_testnet_rest_url=venue.url)
             )
             deadline = time.monotonic() + TIME_BUDGET_S
             for i in range(DECISIONS + WARMUP):

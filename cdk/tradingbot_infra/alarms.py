@@ -16,6 +16,7 @@ from constructs import Construct
 from .config import InfraConfig
 from .metrics import FIVE_MIN, LOG_NAMESPACE, PlatformMetrics, log_metric
 from .naming import Concern, pascal
+from .reconcile import drift_metric
 
 GTE = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 GT = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
@@ -100,6 +101,10 @@ class Alarms(Concern):
                 notify=False,
             ),
             self._alarm("LambdaErrors", m.lambda_errors, 1, "a Lambda function raised", notify=False),
+            *(
+                self._alarm(f"LambdaErrors{n}", group, 1, "a Lambda function raised", notify=False)
+                for n, group in enumerate(m.lambda_errors_groups[1:], 2)
+            ),
             self._alarm(
                 "PipelineFailedExecutions",
                 m.pipeline_failed,
@@ -165,6 +170,26 @@ class Alarms(Concern):
                 datapoints=3,
             ),
             self._alarm("OptimiseFailed", m.optimise_failed, 1, "scheduled optimisation run failed"),
+            # issue 15: what reconcile could not repair (an order whose outcome stays unknown, a position
+            # without its stop/target, a venue call failing) for three passes in a row
+            self._alarm(
+                "ReconcileDrift",
+                drift_metric(),
+                1,
+                "reconcile left drift unrepaired for 3 minutes: see the reconcile log's reconcile_drift lines",
+                periods=3,
+                datapoints=3,
+            ),
+            self._alarm(
+                "ReconcileNotRunning",
+                m.functions["reconcile"].metric_invocations(period=FIVE_MIN, statistic="Sum"),
+                1,
+                "the every-minute reconcile did not run for 10 minutes: protective orders are not being checked",
+                op=LT,
+                periods=2,
+                datapoints=2,
+                missing=cw.TreatMissingData.BREACHING,
+            ),
         ]
         self.composite = cw.CompositeAlarm(
             self,

@@ -13,7 +13,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from . import nag
 from .compute import ComputeStack
-from .config import InfraConfig
+from .config import ConfigError, InfraConfig
 from .data import DataStack
 from .monitoring import MonitoringStack
 from .network import NetworkStack
@@ -39,12 +39,29 @@ def default_context() -> dict[str, Any]:
     return dict(json.loads(CDK_JSON.read_text()).get("context", {}))
 
 
+def with_environment(ctx: dict[str, Any], *, base: Mapping[str, Any], explicit: Mapping[str, Any]) -> dict[str, Any]:
+    """``ctx`` with the chosen environment's settings (cdk.json ``environments``, ``-c environment=prod``)
+    laid over the base context; a value given explicitly (``-c key=value`` or ``context``) still wins."""
+    name = ctx.get("environment") or ""
+    if not name:
+        return ctx
+    environments = ctx.get("environments") or {}
+    if name not in environments:
+        raise ConfigError(f"context 'environment' {name!r} is not in cdk.json's environments: {sorted(environments)}")
+    out = dict(ctx)
+    for key, value in environments[name].items():
+        if key not in explicit and ctx.get(key) == base.get(key):
+            out[key] = value
+    return out
+
+
 def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> TradingBotApp:
     """``context`` overrides cdk.json (tests); the CLI's -c values arrive through the App itself."""
-    merged = default_context()
-    merged.update(context or {})
+    base = default_context()
+    merged = {**base, **(context or {})}
     app = App(context=merged, outdir=outdir, analytics_reporting=False)
-    ctx = {key: app.node.try_get_context(key) for key in {*merged, "region"}}
+    ctx = {key: app.node.try_get_context(key) for key in {*merged, "region", "environment"}}
+    ctx = with_environment(ctx, base=base, explicit=context or {})
     cfg = InfraConfig.from_context(ctx)
 
     # Account left unresolved on purpose: the templates are account-agnostic, so synthesis never

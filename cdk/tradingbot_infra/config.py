@@ -92,11 +92,108 @@ RETENTION_DAYS = (
 )
 
 
+_TICKER = re.compile(r"^[A-Z0-9]{2,20}USDT$")
+_TIMEFRAME = re.compile(r"^[1-9][0-9]*[mhdw]$")
+
+
+def _words(
+    ctx: Mapping[str, Any], key: str, default: tuple[str, ...], pattern: re.Pattern[str], hint: str
+) -> tuple[str, ...]:
+    """A comma-separated list (or a JSON list) from the context, each item matching ``pattern``."""
+    raw = ctx.get(key)
+    if raw is None:
+        return default
+    items = [str(x).strip() for x in (raw if isinstance(raw, list) else str(raw).split(",")) if str(x).strip()]
+    bad = [x for x in items if not pattern.match(x)]
+    if not items or bad:
+        raise ConfigError(f"context {key!r}: {bad or 'empty'} ({hint})")
+    return tuple(items)
+
+
+# ---- issue 16: ingress (waf.py, api.py)
+
+# TradingView's documented webhook sources (https://www.tradingview.com/support/solutions/43000529348/)
+TRADINGVIEW_IPS = ("52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7")
+# The subject TradingView documents for the client certificate its webhook server presents
+# (https://www.tradingview.com/support/solutions/43000680459/); RDNs are matched, order-insensitive
+TRADINGVIEW_CERT_SUBJECT = "CN=TradingView Webhooks,O=TradingView\\, Inc.,C=US"
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$")
+_DOMAIN = re.compile(r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _ipv4_list(ctx: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """IPv4 addresses from a JSON list or a comma-separated string; "" or [] means none."""
+    import ipaddress
+
+    raw = ctx.get(key)
+    raw = list(default) if raw is None else raw
+    items = [str(x).strip() for x in (raw if isinstance(raw, list) else str(raw).split(",")) if str(x).strip()]
+    for item in items:
+        try:
+            ipaddress.IPv4Address(item)
+        except ValueError:
+            raise ConfigError(f"context '{key}': {item!r} is not an IPv4 address (TradingView sends from IPv4 "
+                              "only)") from None  # fmt: skip
+    return tuple(items)
+
+
+def _optional(ctx: Mapping[str, Any], key: str, pattern: re.Pattern[str], hint: str) -> str:
+    value = ctx.get(key) or ""
+    if not isinstance(value, str) or (value and not pattern.match(value)):
+        raise ConfigError(f"context '{key}' is invalid: {value!r} ({hint})")
+    return value
+
+
+def _ingress_context(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    """The ingress settings: the TradingView allowlist (the webhook's TRADINGVIEW_IP_ALLOWLIST and the
+    WAF's IP set), the WAF's per-IP rate, and the optional custom domain with mutual TLS."""
+    domain = _optional(ctx, "custom_domain_name", _DOMAIN, "a DNS name, e.g. hooks.example.com")
+    certificate = _optional(ctx, "custom_domain_certificate_arn", _ACM_ARN, "an ACM certificate ARN")
+    truststore = _optional(ctx, "mtls_truststore_uri", _S3_URI, "s3://bucket/key of the PEM truststore")
+    if bool(domain) != bool(certificate):
+        raise ConfigError("context 'custom_domain_name' and 'custom_domain_certificate_arn' go together")
+    if truststore and not domain:
+        raise ConfigError("context 'mtls_truststore_uri' needs 'custom_domain_name' (mutual TLS is a custom "
+                          "domain feature of API Gateway)")  # fmt: skip
+    rate = _int(ctx, "waf_rate_limit_per_minute", 10, 100_000) if "waf_rate_limit_per_minute" in ctx else 100
+    return {
+        "tradingview_ip_allowlist": _ipv4_list(ctx, "tradingview_ip_allowlist", TRADINGVIEW_IPS),
+        "waf_rate_limit_per_minute": rate,
+        "custom_domain_name": domain,
+        "custom_domain_certificate_arn": certificate,
+        "mtls_truststore_uri": truststore,
+        "mtls_truststore_version": str(ctx.get("mtls_truststore_version") or ""),
+        "client_cert_subject": str(ctx.get("client_cert_subject") or TRADINGVIEW_CERT_SUBJECT),
+    }
+
+
 def _retention(ctx: Mapping[str, Any]) -> int:
     days = _int(ctx, "log_retention_days", 1, 3653)
     if days not in RETENTION_DAYS:
         raise ConfigError(f"context 'log_retention_days' must be one of {RETENTION_DAYS}, got {days}")
     return days
+
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+DEPLOY_CONFIG_NAMES = (
+    "canary_10_percent_5_minutes",
+    "canary_10_percent_10_minutes",
+    "linear_10_percent_every_1_minute",
+    "all_at_once",
+)
+
+
+def _deploy_context(ctx: Mapping[str, Any]) -> dict[str, str]:
+    environment = str(ctx.get("environment") or "")
+    if environment and environment not in ENVIRONMENTS:
+        raise ConfigError(f"context 'environment' must be one of {', '.join(ENVIRONMENTS)}, got {environment!r}")
+    deploy_config = str(ctx.get("deploy_config") or "canary_10_percent_5_minutes")
+    if deploy_config not in DEPLOY_CONFIG_NAMES:
+        raise ConfigError(
+            f"context 'deploy_config' must be one of {', '.join(DEPLOY_CONFIG_NAMES)}, got {deploy_config!r}"
+        )
+    return {"environment": environment, "deploy_config": deploy_config}
 
 
 def known_regions() -> set[str]:
@@ -123,6 +220,22 @@ class InfraConfig:
     alarm_email: str
     require_built_layers: bool
     functions_dir: str
+    # issue 18: what the weekly optimisation fans out over (statemachines/optimise.asl.json)
+    optimise_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    optimise_timeframes: tuple[str, ...] = ("1h",)
+    optimise_folds: int = 4
+    # issue 16: ingress — see _ingress_context
+    tradingview_ip_allowlist: tuple[str, ...] = TRADINGVIEW_IPS
+    waf_rate_limit_per_minute: int = 100
+    custom_domain_name: str = ""
+    custom_domain_certificate_arn: str = ""
+    mtls_truststore_uri: str = ""
+    mtls_truststore_version: str = ""
+    client_cert_subject: str = TRADINGVIEW_CERT_SUBJECT
+    # issue 20: which environment this is (cdk.json "environments"; "" = the base context) and how
+    # CodeDeploy shifts each function's `live` alias (deploy.py DEPLOY_CONFIGS)
+    environment: str = ""
+    deploy_config: str = "canary_10_percent_5_minutes"
 
     @classmethod
     def from_context(cls, ctx: Mapping[str, Any]) -> InfraConfig:
@@ -157,6 +270,11 @@ class InfraConfig:
             alarm_email=str(email),
             require_built_layers=_bool(ctx, "require_built_layers"),
             functions_dir=_str(ctx, "functions_dir"),
+            optimise_symbols=_words(ctx, "optimise_symbols", ("BTCUSDT", "ETHUSDT"), _TICKER, "e.g. BTCUSDT,ETHUSDT"),
+            optimise_timeframes=_words(ctx, "optimise_timeframes", ("1h",), _TIMEFRAME, "e.g. 1h,4h"),
+            optimise_folds=_int(ctx, "optimise_folds", 1, 20) if "optimise_folds" in ctx else 4,
+            **_ingress_context(ctx),
+            **_deploy_context(ctx),
         )
         if cfg.api_burst_limit < cfg.api_rate_limit:
             raise ConfigError("context 'api_burst_limit' must be >= 'api_rate_limit'")

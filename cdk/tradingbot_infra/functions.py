@@ -29,6 +29,8 @@ class FunctionSpec:
     needs_state_machine: bool = False  # may start executions (webhook)
     secrets: tuple[str, ...] = ()  # keys of DataStack.secrets this function reads
     environment: dict[str, str] = field(default_factory=dict)
+    # a `live` alias shifted by CodeDeploy (deploy.py); False only for the deploy step itself
+    alias: bool = True
 
 
 # Memory and timeouts follow the state machine's TimeoutSeconds (a Lambda timeout larger than
@@ -102,13 +104,60 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=15,
         secrets=("database",),
     ),
+    # issue 15: every minute, reconcile every enabled account (pipeline/reconcile.py scheduled_pass); one
+    # pass holds a Redis lease (TTL 150 s > this timeout), so a slow pass and the next minute's never overlap
+    FunctionSpec(
+        "reconcile",
+        "every minute: reconciles orders, positions and protective orders with the venues (issue 15)",
+        layers=("common", "exchange"),
+        memory_mb=1024,
+        timeout_s=120,
+        secrets=("database", "redis", "kek", "binance", "okx"),
+    ),
+    FunctionSpec(
+        "sweeper",
+        "every minute: re-drives accepted alerts with no decision (issue 16)",
+        layers=("common",),
+        memory_mb=256,
+        timeout_s=60,
+        needs_state_machine=True,  # StartExecution by the same name + DescribeExecution
+        secrets=("database",),
+    ),
+    # issue 17: the operator's cockpit (closing a position and /reconcile reach the venue: exchange layer + keys)
+    FunctionSpec(
+        "operator_api",
+        "operator API (/api, Cognito) and the dashboard page (/dashboard)",
+        layers=("common", "exchange"),
+        memory_mb=512,
+        timeout_s=29,  # API Gateway's integration timeout
+        secrets=("database", "redis", "kek", "binance", "okx"),
+    ),
+    FunctionSpec(
+        "telegram_webhook",
+        "Telegram commands (secret-token webhook), daily summary, stops/targets hit",
+        layers=("common", "exchange"),
+        memory_mb=512,
+        timeout_s=29,
+        secrets=("database", "redis", "kek", "binance", "okx", "telegram"),
+    ),
     FunctionSpec(
         "backtest",
-        "optimisation worker: one parameter set per invocation",
+        "optimisation worker: one fold, or one strategy, per invocation",
         image=True,
         memory_mb=3008,
         timeout_s=900,
         secrets=("database",),
+    ),
+    # issue 20: alembic to head, as a CloudFormation custom resource that every `live` alias waits for
+    # (deploy.py); the provider framework allows a handler up to 15 minutes, DDL rarely needs one
+    FunctionSpec(
+        "migrate",
+        "deploy step: migrates the schema to alembic head before traffic shifts (issue 20)",
+        layers=("common", "migrate"),
+        memory_mb=512,
+        timeout_s=300,
+        secrets=("database",),
+        alias=False,
     ),
 )
 

@@ -73,6 +73,8 @@ class Functions(Concern):
         self.arch = lambda_.Architecture.ARM_64 if cfg.lambda_arm64 else lambda_.Architecture.X86_64
         self.layers = {name: self._layer(name) for name in sorted({layer for f in FUNCTIONS for layer in f.layers})}
         self.functions: dict[str, lambda_.Function] = {}
+        # issue 20: what the state machines, the API and the schedules invoke; CodeDeploy shifts them
+        self.aliases: dict[str, lambda_.Alias] = {}
         self.log_groups: dict[str, logs.LogGroup] = {}
         functions_dir = (REPO_ROOT / cfg.functions_dir).resolve()
         env = common_environment(data)
@@ -84,6 +86,11 @@ class Functions(Concern):
                 removal_policy=RemovalPolicy.DESTROY,
             )
             self.functions[spec.name] = self._function(spec, network, data, env, functions_dir, bundle_dir)
+            if spec.alias:  # the version hash is computed at synthesis, after every add_environment below
+                fn = self.functions[spec.name]
+                self.aliases[spec.name] = lambda_.Alias(
+                    self, f"{pascal(spec.name)}Live", alias_name="live", version=fn.current_version
+                )
             for secret in spec.secrets:
                 data.secrets[secret].grant_read(self.functions[spec.name])
 
@@ -91,6 +98,7 @@ class Functions(Concern):
         bucket.grant_read(self.functions["predict"], "models/*")  # the ONNX model
         bucket.grant_read(self.functions["backtest"], "data/*")  # candles for long backtests
         bucket.grant_put(self.functions["backtest"], "reports/*")  # HTML reports
+        bucket.grant_read_write(self.functions["backtest"], "optimise/*")  # issue 18: the fan-out's plan and folds
         vote = self.functions["vote"]
         vote.add_environment("BEDROCK_REGION", cfg.region)  # the Llama seat
         vote.add_to_role_policy(

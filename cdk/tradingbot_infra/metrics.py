@@ -29,10 +29,17 @@ class PlatformMetrics:
         self.api_5xx = self.api.metric_server_error(period=FIVE_MIN, statistic="Sum")
         self.api_p99 = self.api.metric_latency(period=FIVE_MIN, statistic="p99")
         self.functions = compute.lambdas.functions
-        errors = {f"e{i}": fn.metric_errors(period=FIVE_MIN) for i, fn in enumerate(self.functions.values())}
-        self.lambda_errors = cw.MathExpression(
-            expression=" + ".join(errors), using_metrics=errors, label="Lambda errors (all functions)", period=FIVE_MIN
-        )
+        # CloudWatch refuses an alarm on a math expression over more than 10 metrics: one sum per ten
+        # functions (the first is the original "LambdaErrors" alarm; alarms.py adds one per further group)
+        fns = list(self.functions.values())
+        self.lambda_errors_groups: list[cw.MathExpression] = []
+        for start in range(0, len(fns), 10):
+            errors = {f"e{i}": fn.metric_errors(period=FIVE_MIN) for i, fn in enumerate(fns[start : start + 10], start)}
+            self.lambda_errors_groups.append(cw.MathExpression(
+                expression=" + ".join(errors), using_metrics=errors, period=FIVE_MIN,
+                label=f"Lambda errors (functions {start + 1}-{start + len(errors)})",
+            ))  # fmt: skip
+        self.lambda_errors = self.lambda_errors_groups[0]
         self.pipeline = compute.trading.machine
         self.pipeline_failed = cw.MathExpression(
             expression="failed + timedout + aborted",

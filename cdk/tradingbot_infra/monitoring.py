@@ -6,6 +6,7 @@ from __future__ import annotations
 from constructs import Construct
 
 from .alarms import Alarms, AlarmTopic, Dashboard, LogMetrics
+from .cockpit_monitoring import CockpitMonitoring
 from .compute import ComputeStack
 from .config import InfraConfig
 from .data import DataStack
@@ -24,3 +25,5 @@ class MonitoringStack(ConcernStack):
         metrics = PlatformMetrics(cfg, data, compute)
         self.alarms = Alarms(self, "AlarmSet", cfg=cfg, metrics=metrics, action=self.topic.action)
         Dashboard(self, "Overview", cfg=cfg, metrics=metrics, alarms=self.alarms)
+        # issue 17: business metrics (EMF) dashboard and the rejection-spike alarm
+        self.cockpit = CockpitMonitoring(self, "Cockpit", cfg=cfg, action=self.topic.action)

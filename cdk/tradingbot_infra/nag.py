@@ -169,6 +169,26 @@ def apply_suppressions(built: TradingBotApp) -> None:
             )
         ],
     )
+    _suppress(
+        data.artifacts.history_writer,
+        [
+            (
+                "AwsSolutions-IAM5",
+                "the history writer's grants are scoped to the data/history/ prefix of the artifacts bucket; "
+                "CDK's read and put grants add object-level action families (s3:GetObject*, s3:List*, "
+                "s3:GetBucket*, s3:Abort*) and KMS data-key actions for the bucket's key only",
+                [
+                    RegexAppliesTo(regex=r"/^Resource::<.*Artifacts[0-9A-F]{8}\.Arn>\/data\/history\/\*$/"),
+                    "Action::s3:GetObject*",
+                    "Action::s3:List*",
+                    "Action::s3:GetBucket*",
+                    "Action::s3:Abort*",
+                    "Action::kms:GenerateDataKey*",
+                    "Action::kms:ReEncrypt*",
+                ],
+            )
+        ],
+    )
     for key in ("binance", "okx", "openai", "anthropic", "telegram"):
         _suppress(
             data.secrets[key],
@@ -226,7 +246,9 @@ def apply_suppressions(built: TradingBotApp) -> None:
                 "AwsSolutions-APIG4",
                 "TradingView cannot send headers or sign requests: the webhook authenticates the per-account token "
                 "in the body (constant-time compare, lock-out after repeated bad tokens); /health and /docs are "
-                "public by design and return no account data",
+                "public by design and return no account data; /dashboard is a static page with no data (it calls "
+                "/api, which has the Cognito authorizer); Telegram cannot send a JWT: /telegram/webhook checks "
+                "the X-Telegram-Bot-Api-Secret-Token header in constant time",
                 None,
             ),
             ("AwsSolutions-COG4", "no end users: the only caller is TradingView (see APIG4)", None),
@@ -251,6 +273,33 @@ def apply_suppressions(built: TradingBotApp) -> None:
                 "AwsSolutions-IAM5",
                 "ecr:GetAuthorizationToken (pulling the image) supports no resource-level permissions",
                 ["Resource::*"],
+            ),
+        ],
+    )
+    # ---- issue 20: deploy safety (deploy.py) ------------------------------------------------
+    _suppress(
+        compute.deploys,
+        [
+            (
+                "AwsSolutions-IAM4",
+                "AWSCodeDeployRoleForLambdaLimited is AWS's scoped policy for CodeDeploy's Lambda traffic shifting "
+                "(update the alias, read the alarms, invoke hooks); the provider framework's function needs only "
+                "AWSLambdaBasicExecutionRole for its logs",
+                [
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited",
+                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                ],
+            ),
+            (
+                "AwsSolutions-IAM5",
+                "the custom-resource provider framework invokes the migrate function by its ARN and any of its "
+                "versions (<arn>:*), as CDK's Provider grants it",
+                [RegexAppliesTo(regex=r"/^Resource::<.*Migrate.*\.Arn>:\*$/")],
+            ),
+            (
+                "AwsSolutions-L1",
+                "the provider framework's runtime is chosen by aws-cdk-lib (its own Node.js handler), not by us",
+                None,
             ),
         ],
     )

@@ -9,6 +9,7 @@ applies to chained definitions).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
@@ -17,6 +18,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -29,6 +31,23 @@ from .util import retention
 # tradingbot.domain.strategies.REGISTRY (tests/infra/test_stacks.py keeps the two in step; the app does
 # not import the domain package, which would load pandas into every synthesis)
 OPTIMISE_STRATEGIES = ("ema_crossover", "supertrend", "rsi_ema", "macd_stochastic", "ichimoku", "bollinger")
+OPTIMISE_PREFIX = "optimise"  # tradingbot.settings.OptimiseSection.results_root() on AWS
+
+
+def schedule_input(cfg: InfraConfig) -> dict[str, object]:
+    """The EventBridge schedule's input: which strategies, symbols and timeframes to optimise
+    (tradingbot.pipeline.contracts.OptimiseRequest, action ``plan``)."""
+    return {
+        "source": "schedule",
+        "strategies": list(OPTIMISE_STRATEGIES),
+        "symbols": list(cfg.optimise_symbols),
+        "timeframes": list(cfg.optimise_timeframes),
+        "exchange": "binanceusdm",
+        "folds": cfg.optimise_folds,
+        "window": "rolling",
+        "method": "grid",
+        "promote": True,
+    }
 
 
 def asl_state_machine(
@@ -38,7 +57,7 @@ def asl_state_machine(
     cfg: InfraConfig,
     name: str,
     definition: Path,
-    functions: dict[str, lambda_.Function],
+    functions: Mapping[str, lambda_.IFunction],
     include_execution_data: bool,
     machine_type: sfn.StateMachineType | None = None,
 ) -> sfn.StateMachine:
@@ -73,7 +92,9 @@ def asl_state_machine(
 class TradingStateMachine(Concern):
     """One STANDARD execution per TradingView alert (statemachines/trading_pipeline.asl.json)."""
 
-    def __init__(self, scope: Construct, cid: str, *, cfg: InfraConfig, functions: dict[str, lambda_.Function]) -> None:
+    def __init__(
+        self, scope: Construct, cid: str, *, cfg: InfraConfig, functions: Mapping[str, lambda_.IFunction]
+    ) -> None:
         super().__init__(scope, cid)
         self.machine = asl_state_machine(
             self,
@@ -95,13 +116,23 @@ class TradingStateMachine(Concern):
 
 
 class OptimisationStateMachine(Concern):
-    """Schedule -> state machine -> Distributed Map of backtest workers (statemachines/optimise.asl.json).
+    """Schedule -> Plan -> Distributed Map of folds -> Aggregate (statemachines/optimise.asl.json).
 
-    One item per strategy (``{"strategy": name}``: tradingbot.pipeline optimise stage), run in
-    parallel; a failed strategy does not fail the others.
-    """
+    The schedule passes the fan-out's axes: every registered strategy x ``optimise_symbols`` x
+    ``optimise_timeframes`` (cdk.json), ``optimise_folds`` rolling folds each (plus the latest
+    window), promoted per account on out-of-sample evidence (tradingbot.pipeline.optimise). The Plan
+    step writes the items under s3://<artifacts>/optimise/<execution>/; the Map's ItemReader reads
+    them (s3:GetObject, granted here: a file definition is opaque to CDK)."""
 
-    def __init__(self, scope: Construct, cid: str, *, cfg: InfraConfig, functions: dict[str, lambda_.Function]) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        cid: str,
+        *,
+        cfg: InfraConfig,
+        functions: Mapping[str, lambda_.IFunction],
+        artifacts: s3.IBucket | None = None,
+    ) -> None:
         super().__init__(scope, cid)
         self.machine = asl_state_machine(
             self,
@@ -113,6 +144,8 @@ class OptimisationStateMachine(Concern):
             include_execution_data=True,
         )
         self._allow_distributed_map(self.machine)
+        if artifacts is not None:
+            artifacts.grant_read(self.machine, f"{OPTIMISE_PREFIX}/*")  # the ItemReader's items.json
         events.Rule(
             self,
             "OptimiseSchedule",
@@ -121,9 +154,7 @@ class OptimisationStateMachine(Concern):
             targets=[
                 targets.SfnStateMachine(
                     self.machine,
-                    input=events.RuleTargetInput.from_object(
-                        {"source": "schedule", "jobs": [{"strategy": s} for s in OPTIMISE_STRATEGIES]}
-                    ),
+                    input=events.RuleTargetInput.from_object(schedule_input(cfg)),
                     retry_attempts=2,
                 )
             ],

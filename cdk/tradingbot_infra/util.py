@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 _RETENTION = {
@@ -32,3 +33,11 @@ _RETENTION = {
 
 def retention(days: int) -> logs.RetentionDays:
     return _RETENTION[days]
+
+
+def function_of(fn: lambda_.IFunction) -> lambda_.Function:
+    """The function behind ``fn`` (a ``live`` alias, issue 20): where environment variables go."""
+    target = fn.version.lambda_ if isinstance(fn, lambda_.Alias) else fn
+    if not isinstance(target, lambda_.Function):
+        raise TypeError(f"{fn.node.path}: not a function of this app")
+    return target

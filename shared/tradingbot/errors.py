@@ -16,6 +16,8 @@ The transient errors, and why retrying can help::
     |   +-- CacheUnavailable             Redis connection refused, reset or timed out (adapters.cache)
     |   +-- ExchangeUnavailable          venue timeout, connection error, 5xx, maintenance: the outcome
     |   |                                of a create is UNKNOWN, look it up before resending (domain.exchange)
+    |   +-- ExchangeFailedNotPlaced      the venue's documented "failure, not executed" answer (Binance's 503
+    |   |                                "Service Unavailable." / "Internal error; ..."): may be resent
     |   +-- BackfillUnavailable          the feed's REST backfill timed out, or the venue answered 429/5xx
     +-- RateLimited                      "not now": the service refused before processing (retry_after_s)
         +-- domain.exchange.RateLimited  the venue's 429/418 (ccxt RateLimitExceeded/DDoSProtection)

@@ -195,6 +195,30 @@ class TelegramSection(BaseSettings):
         validation_alias="TELEGRAM_API_URL",
         description="the Bot API's base URL (a local fake in tests)",
     )
+    # issue 17: Telegram commands
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="TELEGRAM_WEBHOOK_SECRET",
+        description="setWebhook's secret_token, checked in X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z a-z 0-9 _ -); "
+        "unset: the command webhook refuses every update",
+    )
+    telegram_polling: bool = Field(
+        default=False,
+        validation_alias="TELEGRAM_POLLING",
+        description="`serve` answers commands by long polling (getUpdates) instead of a public webhook",
+    )
+    telegram_confirm_ttl_s: int = Field(
+        default=120,
+        ge=10,
+        validation_alias="TELEGRAM_CONFIRM_TTL_S",
+        description="how long a /close waits for /confirm",
+    )
+    operator_token_ttl_days: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="OPERATOR_TOKEN_TTL_DAYS",
+        description="`serve`'s demo operator token's life",
+    )
 
     def telegram_token(self) -> str:
         """The token to put in the request URL, or "" when none is configured."""
@@ -232,11 +256,63 @@ class PipelineSection(ValidationPolicy, TelegramSection):
     )
     bad_token_limit: int = Field(
         default=5,
+        ge=1,
         validation_alias="WEBHOOK_BAD_TOKEN_LIMIT",
-        description="bad tokens per source IP and window before the IP is refused",
+        description="wrong tokens from one source IP within the sliding window that lock the IP out",
     )
     bad_token_window_s: int = Field(
-        default=60, validation_alias="WEBHOOK_BAD_TOKEN_WINDOW_S", description="the bad-token window"
+        default=60, ge=1, validation_alias="WEBHOOK_BAD_TOKEN_WINDOW_S", description="the bad-token sliding window"
+    )
+    bad_token_lockout_s: int = Field(
+        default=900,
+        ge=1,
+        validation_alias="WEBHOOK_BAD_TOKEN_LOCKOUT_S",
+        description="how long a locked-out source IP is refused (429, from Redis alone: no body parsed, no "
+        "database touched)",
+    )
+    lockout_exempt_ips: CommaSet = Field(
+        # TradingView's documented webhook sources (https://www.tradingview.com/support/solutions/43000529348/):
+        # every TradingView user's alerts come from these four, so locking one out on someone else's wrong
+        # tokens would lock out our own alerts; their wrong tokens are still refused (401) and counted.
+        # Loopback too: behind a tunnel or proxy in front of `serve` every sender arrives from it.
+        default=frozenset({"52.89.214.238", "34.212.75.30", "54.218.53.128", "52.32.178.7", "127.0.0.1", "::1"}),
+        validation_alias="WEBHOOK_LOCKOUT_EXEMPT_IPS",
+        description="comma separated source IPs never locked out by wrong tokens (default: TradingView's four "
+        "and loopback)",
+    )
+    account_alerts_per_minute: int = Field(
+        # 100 a second: the sustained rate the local runtime is built to acknowledge (issue 16's burst
+        # targets are one account's alerts); lower it to bound what a leaked token can start
+        default=6000,
+        ge=1,
+        validation_alias="WEBHOOK_ACCOUNT_ALERTS_PER_MINUTE",
+        description="alerts one account may have authenticated per minute; beyond it 429 and tallied (a "
+        "redelivery of an alert already stored still answers its id)",
+    )
+    refusal_samples_per_hour: int = Field(
+        default=5,
+        ge=0,
+        validation_alias="WEBHOOK_REFUSAL_SAMPLES_PER_HOUR",
+        description="refused bodies kept (truncated, token masked) per refusal reason and hour",
+    )
+    refusal_sources_per_minute: int = Field(
+        default=100,
+        ge=1,
+        validation_alias="WEBHOOK_REFUSAL_SOURCES_PER_MINUTE",
+        description="distinct source IPs counted per refusal reason and minute; more are counted as '*other*'",
+    )
+    client_cert_subject: str = Field(
+        default="",
+        validation_alias="WEBHOOK_CLIENT_CERT_SUBJECT",
+        description="when set (the CDK sets it with mutual TLS), the client certificate's subject must hold "
+        "every comma-separated RDN given, e.g. 'CN=TradingView Webhooks,O=TradingView\\, Inc.'",
+    )
+    health_token_sha256: str = Field(
+        default="",
+        pattern=r"^([0-9a-f]{64})?$",
+        validation_alias="HEALTH_TOKEN_SHA256",
+        description="SHA-256 (hex) of a token that unlocks the detailed /health besides operator tokens; only "
+        "the digest is configured, never the token",
     )
     candles_for_signals: int = Field(
         default=500,
@@ -266,6 +342,23 @@ class PipelineSection(ValidationPolicy, TelegramSection):
         gt=0,
         validation_alias="PIPELINE_BACKFILL_TIMEOUT_S",
         description="per request of the REST backfill that fills a cold candle cache (ccxt fetch_ohlcv)",
+    )
+
+    # issue 16: re-drive of accepted alerts that have no decision (tradingbot.pipeline.redrive)
+    redrive_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias="REDRIVE_GRACE_S",
+        description="an accepted alert without a decision this long after it arrived is re-driven by the sweeper",
+    )
+    redrive_max_age_s: float = Field(
+        default=900.0,
+        gt=0,
+        validation_alias="REDRIVE_MAX_AGE_S",
+        description="an alert accepted longer ago than this is not re-driven (too late to trade on); marked failed",
+    )
+    redrive_batch: int = Field(
+        default=100, ge=1, validation_alias="REDRIVE_BATCH", description="undecided alerts one sweep looks at, at most"
     )
 
     def symbols(self) -> set[str]:
@@ -344,6 +437,76 @@ class FeedSection(BaseSettings):
     candles_kept: int = Field(default=500, description="bars kept per symbol and timeframe in Redis")
     warmup: bool = Field(default=True, description="backfill the last candles_kept bars over REST on the first bar")
     metrics_every_s: float = Field(default=60.0, description="one metrics log line per interval")
+
+
+class ExchangeSection(BaseSettings):
+    """The order path's venues (``EXCHANGE_*``): their base URLs, and the reconciler's schedule.
+
+    The URLs are the defaults of every live account; an account overrides them with its own
+    ``venue_urls`` (``tradingbot accounts endpoints --name NAME --rest-url ... --ws-url ...``), e.g. an OKX
+    account of the EEA entity on ``https://my.okx.com``. Demo/testnet accounts use the ``*_testnet_*``
+    hosts (Binance's demo trading; OKX serves demo trading from its production REST host with the
+    ``x-simulated-trading: 1`` header, and from its own WebSocket host)."""
+
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_", extra="ignore", populate_by_name=True)
+
+    # https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info
+    binanceusdm_rest_url: str = Field(default="https://fapi.binance.com", description="Binance USD-M REST, live")
+    binanceusdm_testnet_rest_url: str = Field(
+        default="https://demo-fapi.binance.com", description="Binance USD-M REST, demo trading (ccxt's demo urls)"
+    )
+    binanceusdm_ws_url: str = Field(default="wss://fstream.binance.com", description="Binance USD-M streams, live")
+    binanceusdm_testnet_ws_url: str = Field(
+        default="wss://fstream.binancefuture.com", description="Binance USD-M streams, demo trading"
+    )
+    # https://www.okx.com/docs-v5/en/#overview-production-trading-services (regional hosts: my.okx.com, app.okx.com)
+    okx_rest_url: str = Field(default="https://www.okx.com", description="OKX v5 REST (live and demo)")
+    okx_ws_url: str = Field(default="wss://ws.okx.com:8443/ws/v5", description="OKX v5 WebSocket, live")
+    okx_testnet_ws_url: str = Field(
+        default="wss://wspap.okx.com:8443/ws/v5", description="OKX v5 WebSocket, demo trading"
+    )
+    reconcile_every_s: float = Field(
+        default=60.0, gt=0, description="`tradingbot serve`: seconds between reconcile passes (AWS: every minute)"
+    )
+    reconcile_fix: bool = Field(default=True, description="scheduled passes repair what they can (else report only)")
+    reconcile_unknown_grace_s: float = Field(
+        default=900.0, gt=0, description="a sent order invisible to every lookup this long is taken as never placed"
+    )
+    reconcile_resend_unplaced: bool = Field(
+        default=True,
+        description="an entry taken as never placed (after reconcile_unknown_grace_s) is sent again under its client "
+        "id by the scheduled pass, after the kill switch and the order gate (false: it is failed, the decision "
+        "rejected); the entry is then up to that grace late",
+    )
+    # issue 15 accounting (pipeline/accounting.py): the venue's trades, funding and balance, synced by
+    # every reconcile pass and after every execution
+    accounting_overlap_s: float = Field(
+        default=600.0, ge=0,
+        description="each accounting sync re-reads this far before its cursor (the venues' trade lists can lag)",
+    )  # fmt: skip
+    accounting_first_lookback_days: float = Field(
+        default=7.0, gt=0, le=90,
+        description="a live account's first sync reads this far back (paper: since the account was created)",
+    )  # fmt: skip
+    accounting_after_execute: bool = Field(
+        default=True, description="sync an account's trades, funding and equity right after each of its executions"
+    )
+    accounting_execute_reserve_s: float = Field(
+        default=12.0, gt=0,
+        description="the sync after an execution runs only while this much of the execute Lambda's time is left",
+    )  # fmt: skip
+
+    def rest_url(self, venue: str, *, testnet: bool) -> str:
+        """The default REST base URL of ``venue`` ('binanceusdm' | 'okx')."""
+        if venue == "okx":
+            return self.okx_rest_url
+        return self.binanceusdm_testnet_rest_url if testnet else self.binanceusdm_rest_url
+
+    def ws_url(self, venue: str, *, testnet: bool) -> str:
+        """The default WebSocket base URL of ``venue``."""
+        if venue == "okx":
+            return self.okx_testnet_ws_url if testnet else self.okx_ws_url
+        return self.binanceusdm_testnet_ws_url if testnet else self.binanceusdm_ws_url
 
 
 class AwsSection(BaseSettings):
@@ -444,6 +607,50 @@ class HistorySection(BaseSettings):
         return f"s3://{self.artifacts_bucket}/data/history" if self.artifacts_bucket else ".data/history"
 
 
+class OptimiseSection(BaseSettings):
+    """Parameter optimisation (issue 18): when a walk-forward's parameters are promoted to the live
+    parameters the Strategies stage and the win-rate rule use, and where the AWS fan-out keeps its
+    per-fold results (tradingbot.pipeline.optimise)."""
+
+    model_config = _ENV
+
+    promotion_margin: float = Field(
+        default=0.01,
+        ge=0,
+        validation_alias="OPTIMISE_PROMOTION_MARGIN",
+        description="total out-of-sample return (fraction; 0.01 = 1 percentage point) by which a candidate must "
+        "beat both the current parameters and buy-and-hold over the same test bars",
+    )
+    min_deflated_sharpe: float = Field(
+        default=0.5,
+        ge=0,
+        lt=1,
+        validation_alias="OPTIMISE_MIN_DEFLATED_SHARPE",
+        description="least deflated Sharpe ratio (Bailey & Lopez de Prado 2014) of the stitched out-of-sample "
+        "returns for a promotion; 0 disables the multiple-testing guard",
+    )
+    min_oos_trades: int = Field(
+        default=5,
+        ge=1,
+        validation_alias="OPTIMISE_MIN_OOS_TRADES",
+        description="out-of-sample trades a promotion needs",
+    )
+    results_uri: str | None = Field(
+        default=None,
+        validation_alias="OPTIMISE_RESULTS_URI",
+        description="folder or s3://bucket/prefix for the fan-out's per-fold results; unset: "
+        "s3://$ARTIFACTS_BUCKET/optimise on AWS, else .data/optimise",
+    )
+    artifacts_bucket: str | None = Field(
+        default=None, validation_alias="ARTIFACTS_BUCKET", description="the project bucket (the CDK sets it)"
+    )
+
+    def results_root(self) -> str:
+        if self.results_uri:
+            return self.results_uri
+        return f"s3://{self.artifacts_bucket}/optimise" if self.artifacts_bucket else ".data/optimise"
+
+
 class LocalRunSection(BaseSettings):
     """``tradingbot serve`` (``make run``): where its market comes from."""
 
@@ -458,6 +665,35 @@ class LocalRunSection(BaseSettings):
     probe_timeout_s: float = Field(
         default=3.0, gt=0, validation_alias="LOCAL_MARKET_PROBE_S", description="how long the venue check waits"
     )
+    # issue 16: the local Step Functions runtime (tradingbot.entrypoints.local.executions)
+    workers: int = Field(
+        default=2,
+        ge=1,
+        validation_alias="LOCAL_WORKERS",
+        description="worker processes that run executions (the HTTP server only acknowledges)",
+    )
+    worker_threads: int = Field(
+        default=4, ge=1, validation_alias="LOCAL_WORKER_THREADS", description="executions each worker runs at once"
+    )
+    sweep_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="LOCAL_SWEEP_INTERVAL_S",
+        description="how often `serve` runs the re-drive sweeper (it also runs once at start)",
+    )
+    fault_pause: str = Field(
+        default="",
+        validation_alias="LOCAL_FAULT_PAUSE",
+        description="fault drills only: 'State:seconds' (or 'State+:seconds', after its task returned) makes "
+        "the local runtime pause there, so a test can kill -9 `serve` inside that stage; empty = off",
+    )
+    http_read_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias="LOCAL_HTTP_READ_TIMEOUT_S",
+        description="the local server's budget to receive one request's headers and body (slow clients are "
+        "cut off with 408 and counted); also the idle time a kept-alive connection may hold a thread",
+    )
 
 
 class Settings(BaseSettings):
@@ -468,9 +704,11 @@ class Settings(BaseSettings):
     pipeline: PipelineSection = Field(default_factory=PipelineSection)
     ai: AISection = Field(default_factory=AISection)
     feed: FeedSection = Field(default_factory=FeedSection)
+    exchange: ExchangeSection = Field(default_factory=ExchangeSection)
     aws: AwsSection = Field(default_factory=AwsSection)
     model: ModelSection = Field(default_factory=ModelSection)
     history: HistorySection = Field(default_factory=HistorySection)
+    optimise: OptimiseSection = Field(default_factory=OptimiseSection)
     local: LocalRunSection = Field(default_factory=LocalRunSection)
 
     @classmethod

@@ -73,3 +73,12 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         messages[key] = [(str(m.level), m.id, str(m.entry.data)) for m in artifact.messages]
     print(f"\nCDK synthesis: {seconds:.1f} s")
     return Synth(outdir, built, templates, messages, seconds)
+
+
+def live_alias(synth: Synth, function_id: str) -> str:
+    """The logical id of ``function_id``'s ``live`` alias: what callers invoke (issue 20, deploy.py)."""
+    (alias,) = [
+        k for k, a in synth.resources("compute", "AWS::Lambda::Alias").items()
+        if a["Properties"]["FunctionName"] == {"Ref": function_id}
+    ]  # fmt: skip
+    return alias

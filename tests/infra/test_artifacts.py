@@ -10,7 +10,8 @@ import pytest
 
 from .conftest import REPO_ROOT, infra_context
 
-ZIP_FUNCTIONS = ["webhook", "predict", "vote", "validate", "execute", "notify", "record_outcome"]
+ZIP_FUNCTIONS = ["webhook", "predict", "vote", "validate", "execute", "notify", "record_outcome", "reconcile",
+                 "sweeper", "operator_api", "telegram_webhook", "migrate"]  # fmt: skip
 
 
 def _functions_dir() -> Path:
@@ -25,7 +26,7 @@ def _functions_dir() -> Path:
 def layers() -> dict[str, tuple[list[Path], set[str]]]:
     from tradingbot_infra.artifacts import layer_files
 
-    return {name: layer_files(name) for name in ("common", "ml", "ai", "exchange")}
+    return {name: layer_files(name) for name in ("common", "ml", "ai", "exchange", "migrate")}
 
 
 @pytest.fixture(scope="module")

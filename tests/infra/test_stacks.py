@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
-from .conftest import Synth
+from .conftest import Synth, live_alias
 
 # ---------------------------------------------------------------- network
 
@@ -155,8 +155,12 @@ def _functions(synth: Synth) -> dict[str, dict[str, Any]]:
 def test_every_function_is_deployed(synth: Synth) -> None:
     from tradingbot_infra.functions import FUNCTIONS
 
-    fns = synth.resources("compute", "AWS::Lambda::Function")
-    assert len(fns) == len(FUNCTIONS) == 9
+    every = synth.resources("compute", "AWS::Lambda::Function")
+    # CDK's custom-resource provider framework (the migration, issue 20) brings a function of its own
+    fns = {k: v for k, v in every.items() if "provider framework" not in v["Properties"].get("Description", "")}
+    assert len(every) - len(fns) == 1
+    # + reconcile (15), sweeper (16), operator_api, telegram_webhook (17), migrate (20)
+    assert len(fns) == len(FUNCTIONS) == 14
     for props in (f["Properties"] for f in fns.values()):
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
@@ -186,7 +190,7 @@ def test_execute_reserved_concurrency(synth: Synth) -> None:
 
 def test_layers(synth: Synth) -> None:
     layers = synth.resources("compute", "AWS::Lambda::LayerVersion")
-    assert len(layers) == 4
+    assert len(layers) == 5  # common, ml, ai, exchange, migrate (issue 20)
     for layer in layers.values():
         assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
         assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
@@ -254,8 +258,9 @@ def test_state_machine_from_asl_with_substitutions(synth: Synth) -> None:
     assert pipeline["TracingConfiguration"] == {"Enabled": True}
     subs = pipeline["DefinitionSubstitutions"]
     assert set(subs) == set(substitutions(STATE_MACHINE_ASL))
-    for ref in subs.values():
-        assert "Fn::GetAtt" in ref and ref["Fn::GetAtt"][1] == "Arn"
+    aliases = synth.resources("compute", "AWS::Lambda::Alias")
+    for ref in subs.values():  # each task invokes a function's `live` alias (issue 20)
+        assert set(ref) == {"Ref"} and aliases[ref["Ref"]]["Properties"]["Name"] == "live"
     assert _staged_definition(synth, pipeline) == STATE_MACHINE_ASL.read_text()
     assert "STATE_MACHINE_ARN" in _webhook_env(synth)
 
@@ -277,7 +282,8 @@ def test_optimisation_schedule(synth: Synth) -> None:
     assert definition == OPTIMISE_ASL.read_text()
     assert "DISTRIBUTED" in definition
     backtest = _function_logical_id(synth, "optimisation worker")
-    assert opt["DefinitionSubstitutions"] == {"BacktestFunctionArn": {"Fn::GetAtt": [backtest, "Arn"]}}
+    # the machine invokes the worker's `live` alias (issue 20: CodeDeploy shifts it)
+    assert opt["DefinitionSubstitutions"] == {"BacktestFunctionArn": {"Ref": live_alias(synth, backtest)}}
     assert opt["LoggingConfiguration"]["Level"] == "ALL"
     assert opt["TracingConfiguration"] == {"Enabled": True}
     # a file definition is opaque to CDK: the invoke and Distributed Map grants are written out
@@ -294,8 +300,29 @@ def test_optimisation_schedule(synth: Synth) -> None:
     from tradingbot.domain.strategies import REGISTRY
 
     rule = next(iter(synth.resources("compute", "AWS::Events::Rule").values()))
-    jobs = json.loads(rule["Properties"]["Targets"][0]["Input"])["jobs"]
-    assert [j["strategy"] for j in jobs] == list(REGISTRY), "one Map item per registered strategy"
+    schedule = json.loads(rule["Properties"]["Targets"][0]["Input"])
+    # the schedule names the fan-out's axes: every registered strategy x cdk.json's symbols and timeframes
+    assert schedule["strategies"] == list(REGISTRY)
+    assert schedule["symbols"] == ["BTCUSDT", "ETHUSDT"] and schedule["timeframes"] == ["1h"]
+    assert schedule["folds"] == 4 and schedule["promote"] is True
+    from tradingbot.pipeline.contracts import OptimiseRequest
+
+    plan = OptimiseRequest.model_validate(schedule | {"action": "plan", "run_key": "x"})
+    assert plan.strategies == list(REGISTRY) and plan.method == "grid"
+    # the Distributed Map reads the Plan's items from S3 (ItemReader): the machine may read optimise/*
+    doc = json.loads(definition)
+    reader = doc["States"]["Folds"]["ItemReader"]
+    assert reader["Resource"] == "arn:aws:states:::s3:getObject" and doc["States"]["Folds"]["ResultPath"] is None
+    reads = [s for s in statements if "s3:GetObject*" in s["Action"]]
+    assert any("/optimise/*" in json.dumps(s["Resource"]) for s in reads), reads
+    # and the worker may write the plan and the folds there
+    worker_role = synth.resources("compute", "AWS::Lambda::Function")[backtest]["Properties"]["Role"]["Fn::GetAtt"][0]
+    worker_policies = [
+        st for p in synth.resources("compute", "AWS::IAM::Policy").values()
+        if {"Ref": worker_role} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+    ]  # fmt: skip
+    assert any("s3:PutObject" in st["Action"] and "/optimise/*" in json.dumps(st["Resource"]) for st in worker_policies)
 
 
 def test_market_feed_service(synth: Synth) -> None:
@@ -402,3 +429,44 @@ def test_dashboard(synth: Synth) -> None:
     body = json.dumps(next(iter(synth.resources("monitoring", "AWS::CloudWatch::Dashboard").values())))
     for needle in ("AWS/ApiGateway", "AWS/Lambda", "AWS/States", "AWS/RDS", "AWS/ElastiCache", "ECS/ContainerInsights"):
         assert needle in body, needle
+
+
+def test_history_writer_may_put_under_data_history_only(synth: Synth) -> None:
+    """`tradingbot data download` on AWS writes s3://$ARTIFACTS_BUCKET/data/history/... (issue 14): the
+    role it runs as may read and put there, and nowhere else in the bucket."""
+    from tradingbot.settings import HistorySection
+    from tradingbot_infra.data_stores import HISTORY_PREFIX
+
+    # the prefix granted is the one the application writes to when HISTORY_URI is unset
+    assert HistorySection(artifacts_bucket="b").root() == f"s3://b/{HISTORY_PREFIX}"
+    roles = {
+        k: r
+        for k, r in synth.resources("data", "AWS::IAM::Role").items()
+        if r["Properties"].get("Description", "").startswith("tradingbot data download")
+    }
+    assert len(roles) == 1, roles
+    (role_id,) = roles
+    trust = roles[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Action"] for s in trust] == ["sts:AssumeRole"]
+    statements = [
+        st
+        for p in synth.resources("data", "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+    def actions(st: dict[str, Any]) -> list[str]:
+        return [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
+
+    s3_statements = [st for st in statements if any(a.startswith("s3:") for a in actions(st))]
+    puts = [st for st in s3_statements if "s3:PutObject" in actions(st)]
+    reads = [st for st in s3_statements if "s3:GetObject*" in actions(st)]
+    assert puts and reads
+    for st in s3_statements:
+        resources = json.dumps(st["Resource"])
+        object_arns = [r for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+                       if "/" in json.dumps(r)]  # fmt: skip
+        assert object_arns and all(f"/{HISTORY_PREFIX}/*" in json.dumps(r) for r in object_arns), resources
+    assert not any("s3:DeleteObject*" in actions(st) for st in statements)  # a download never deletes
+    outputs = synth.templates["data"].get("Outputs", {})
+    assert any(o.get("Value") == {"Fn::GetAtt": [role_id, "Arn"]} for o in outputs.values()), outputs

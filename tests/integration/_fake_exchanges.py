@@ -15,7 +15,13 @@ Faults (``venue.inject(Fault(...))``) are consumed by the next order-create requ
   the status says the request reached the back end); booked when ``accept``.
 * ``bad_response``: Binance -1006 "An unexpected response was received from the message bus.
   Execution status unknown." on a 400 (ccxt: OperationFailed); booked when ``accept``.
-* ``rate_limit``: 429 (or 418 with ``status=418``) and ``Retry-After``; nothing booked.
+* ``rate_limit``: 429 (or 418 with ``status=418``) and ``Retry-After``; nothing booked. Binance
+  documents the header on both ("A Retry-After header is sent with a 418 or 429 responses and will
+  give the number of seconds required to wait, in the case of a 429, to prevent a ban, or, in the
+  case of a 418, until the ban is over"; bans last "from 2 minutes to 3 days",
+  https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info). OKX
+  documents 429 with code 50011 ("Rate limit reached", https://www.okx.com/docs-v5/en/#error-code)
+  but no Retry-After: ``retry_after_s=None`` sends none (OKX only; Binance always sends it).
 * ``insufficient_margin``: the venue's margin error; nothing booked.
 * ``partial_fill``: the order fills ``fraction`` of its quantity.
 
@@ -24,6 +30,19 @@ unique among OPEN orders only (a filled order's id is accepted again), its forma
 (-4015), reduce-only without a position to reduce is refused (-2022), a Hedge Mode account refuses
 one-way orders (-4061), and commission is published only in the trade list; OKX checks the clOrdId
 format (51000) and the demo header (``x-simulated-trading: 1``), and publishes fills with clOrdId.
+
+Conditional orders (stop-loss / take-profit) rest until ``book.trigger(cid)`` fires one at its
+trigger price: a reduce-only market execution of at most the position it can reduce. Neither
+stand-in cancels a conditional order when its position closes or its sibling fires: Binance has
+no OCO and its Algo Service cancels a conditional order itself only for ``GTE_GTC``
+("EXPIRED: ... a user places a GTE_GTC Time-In-Force conditional order but then closes all
+positions on that symbol", https://developers.binance.com/docs/derivatives/usds-margined-futures/user-data-streams/Event-Algo-Order-Update);
+OKX's ``conditional`` algo orders stay unless placed with ``cxlOnClosePos``, which the adapter does
+not send. Binance algo statuses follow that page (NEW -> FINISHED once triggered and executed,
+REJECTED when the matching engine refuses it, e.g. nothing left to reduce; CANCELED); Query Algo
+Order carries ``actualOrderId`` (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Query-Algo-Order).
+OKX algo ``state``: live, effective (triggered), canceled, order_failed
+(https://www.okx.com/docs-v5/en/#order-book-trading-algo-trading-get-algo-order-details).
 
 Book knobs: ``read_lag_s`` (the order exists, but Query Order answers "does not exist" for that long
 after acceptance: the venue's read side lagging its matching engine), ``trade_lag_s`` (the same for
@@ -60,7 +79,7 @@ class Fault:
     kind: str
     delay_s: float = 0.0
     status: int = 429
-    retry_after_s: float = 1.0
+    retry_after_s: float | None = 1.0  # None: no Retry-After header (OKX documents none)
     fraction: Decimal = Decimal("0.5")
     accept: bool = True  # status_unknown / rate_limit_5xx / bad_response: was the order booked?
 
@@ -106,6 +125,10 @@ class Book:
     brackets_missing: set[str] = field(default_factory=set)
     create_delay_s: float = 0.0  # every accepted create answers this much later (concurrency tests)
     fee_rate: Decimal = Decimal("0.0005")
+    # the venue's own ledger (issue 15 accounting): what the tests compare the recorded figures with
+    realized_total: Decimal = Decimal(0)  # realised PnL of every fill, gross of fees
+    fees_total: Decimal = Decimal(0)  # commission charged on every fill
+    funding: list[dict[str, Any]] = field(default_factory=list)  # funding settlements, income sign
     ids: Any = field(default_factory=lambda: itertools.count(8_389_765_000))
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -124,23 +147,43 @@ class Book:
     def available(self) -> Decimal:
         return self.wallet - self.used_margin()
 
-    def fill(self, base: str, side: str, qty: Decimal, price: Decimal) -> None:
-        """Apply a fill to the net position and the wallet (realised PnL and fee)."""
+    def fill(self, base: str, side: str, qty: Decimal, price: Decimal) -> Decimal:
+        """Apply a fill to the net position and the wallet (realised PnL and fee); returns the
+        fill's realised PnL (Binance ``realizedPnl`` / OKX ``fillPnl``: the closing part's, gross)."""
         signed = qty if side == "buy" else -qty
         cur, entry = self.positions.get(base, (Decimal(0), Decimal(0)))
         new = cur + signed
+        realized = Decimal(0)
         if cur == 0 or (cur > 0) == (signed > 0):
             entry = (abs(cur) * entry + qty * price) / abs(new)
         else:
             closed = min(abs(cur), qty)
-            self.wallet += closed * (price - entry) * (1 if cur > 0 else -1)
+            realized = closed * (price - entry) * (1 if cur > 0 else -1)
+            self.wallet += realized
             if new != 0 and (new > 0) != (cur > 0):
                 entry = price
         self.wallet -= qty * price * self.fee_rate
+        self.realized_total += realized
+        self.fees_total += qty * price * self.fee_rate
         if new == 0:
             self.positions.pop(base, None)
         else:
             self.positions[base] = (new, entry)
+        return realized
+
+    def settle_funding(self, base: str, rate: Decimal, mark: Decimal | None = None) -> Decimal:
+        """One funding settlement of the open ``base`` position: "Funding Amount = Nominal Value of
+        Positions x Funding Rate", longs pay a positive rate
+        (https://www.binance.com/en/support/faq/introduction-to-binance-futures-funding-rates-360033525031);
+        returns the account's income (< 0 paid), credited to the wallet and kept in ``funding``."""
+        with self.lock:
+            qty, _ = self.positions[base]
+            price = mark if mark is not None else SPECS[base].price
+            income = -(qty * price * rate).quantize(Decimal("0.00000001"))
+            self.wallet += income
+            self.funding.append({"id": next(self.ids), "base": base, "income": income, "time": int(time.time() * 1000),
+                                 "wallet": self.wallet, "qty": qty})  # fmt: skip
+            return income
 
     def book_order(self, cid: str, base: str, side: str, otype: str, qty: Decimal, price: Decimal | None,
                    trigger: Decimal | None, reduce_only: bool, fraction: Decimal) -> dict[str, Any]:  # fmt: skip
@@ -158,12 +201,12 @@ class Book:
         if marketable and qty > 0:
             fill_qty = (qty * fraction).quantize(spec.step, ROUND_DOWN) if fraction < 1 else qty
             fill_price = spec.price if otype == "MARKET" else (price or spec.price)
-            self.fill(base, side, fill_qty, fill_price)
+            pnl = self.fill(base, side, fill_qty, fill_price)
             order["filled"], order["avg"] = fill_qty, fill_price
             self.trades.append({
                 "id": next(self.ids), "order": order, "price": fill_price, "qty": fill_qty,
                 "fee": fill_qty * fill_price * self.fee_rate, "time": int(time.time() * 1000),
-                "accepted_at": time.monotonic(),
+                "accepted_at": time.monotonic(), "pnl": pnl,
             })  # fmt: skip
             if fill_qty == order["qty"]:
                 order["status"] = "FILLED"
@@ -172,6 +215,37 @@ class Book:
         self.orders[cid] = order
         self.accepted.append(cid)
         return order
+
+    def trigger(self, cid: str) -> dict[str, Any]:
+        """Fire the conditional order ``cid`` at its trigger price: the venue's reduce-only market
+        execution of what it can reduce (``FINISHED``), or ``REJECTED`` when nothing is left to."""
+        with self.lock:
+            order = self.orders[cid]
+            assert order["type"] in ("STOP_MARKET", "TAKE_PROFIT_MARKET") and order["status"] == "NEW", order
+            qty = (
+                min(order["qty"], self.reducible(order["base"], order["side"]))
+                if order["reduce_only"]
+                else order["qty"]
+            )
+            if qty <= 0:
+                order["status"] = "REJECTED"
+                return order
+            price = order["trigger"]
+            pnl = self.fill(order["base"], order["side"], qty, price)
+            actual = {**order, "id": next(self.ids), "cid": f"algo{order['id']}", "type": "MARKET", "qty": qty,
+                      "filled": qty, "avg": price, "status": "FILLED", "time": int(time.time() * 1000)}  # fmt: skip
+            self.trades.append({
+                "id": next(self.ids), "order": actual, "price": price, "qty": qty, "fee": qty * price * self.fee_rate,
+                "time": int(time.time() * 1000), "accepted_at": time.monotonic(), "pnl": pnl,
+            })  # fmt: skip
+            order.update(status="FINISHED", filled=qty, avg=price, actual_id=actual["id"])
+            return order
+
+    def open_conditional(self, base: str | None = None) -> list[dict[str, Any]]:
+        """The conditional orders still live (NEW) on the venue."""
+        with self.lock:
+            return [o for o in self.orders.values() if o["type"] in ("STOP_MARKET", "TAKE_PROFIT_MARKET")
+                    and o["status"] == "NEW" and (base is None or o["base"] == base)]  # fmt: skip
 
     def reducible(self, base: str, side: str) -> Decimal:
         """How much a reduce-only order on ``side`` can reduce: the opposite position's size."""
@@ -262,6 +336,7 @@ _BINANCE_CID = re.compile(r"[\.A-Z\:/a-z0-9_-]{1,36}")
 # alphanumerics, all numbers, or all letters of up to 32 characters."
 # (https://www.okx.com/docs-v5/en/#order-book-trading-trade-post-place-order)
 _OKX_CID = re.compile(r"[A-Za-z0-9]{1,32}")
+_OKX_ALGO_STATE = {"CANCELED": "canceled", "FINISHED": "effective", "REJECTED": "order_failed"}
 _UNKNOWN_FAULTS = frozenset({"status_unknown", "rate_limit_5xx", "bad_response"})
 
 
@@ -372,7 +447,7 @@ class BinanceHandler(_Handler):
             "price": "0", "icebergQuantity": None, "selfTradePreventionMode": "EXPIRE_MAKER",
             "workingType": "CONTRACT_PRICE", "priceMatch": "NONE", "closePosition": False, "priceProtect": False,
             "reduceOnly": o["reduce_only"], "createTime": o["time"], "updateTime": o["time"], "triggerTime": 0,
-            "goodTillDate": 0,
+            "goodTillDate": 0, "actualOrderId": str(o.get("actual_id") or ""), "actualPrice": _d(o["avg"]),
         }  # fmt: skip
 
     def _spec(self, params: dict[str, str]) -> SymbolSpec | None:
@@ -400,10 +475,14 @@ class BinanceHandler(_Handler):
             if fault and fault.kind == "rate_limit":
                 code = -1003
                 msg = "Too many requests; current limit of IP is 2400 requests per minute."
-                self._send(fault.status, {"code": code, "msg": msg}, {"Retry-After": str(fault.retry_after_s)})
+                self._send(fault.status, {"code": code, "msg": msg}, {"Retry-After": str(fault.retry_after_s or 1)})
                 return
             if fault and fault.kind == "error_5xx":
-                self._send(503, {"code": -1001, "msg": "Internal error; unable to process your request."})
+                # -1001 DISCONNECTED "Internal error; unable to process your request. Please try again."
+                # (error-code page); on a 503 "it means this is a failure API operation and you can resend
+                # your request if you need" (general info, HTTP return codes): nothing booked
+                self._send(503, {"code": -1001, "msg": "Internal error; unable to process your request. "
+                                 "Please try again."})  # fmt: skip
                 return
             unbooked = fault is not None and fault.kind in _UNKNOWN_FAULTS and not fault.accept
             if unbooked:
@@ -576,13 +655,39 @@ class BinanceHandler(_Handler):
                     continue
                 if not start <= t["time"] <= end:
                     continue
+                # the documented example prints a taker's commission with a minus sign
+                # ("commission": "-0.07819010", Account Trade List); the stand-in does the same
                 out.append({
-                    "buyer": o["side"] == "buy", "commission": _d(t["fee"]), "commissionAsset": "USDT",
+                    "buyer": o["side"] == "buy", "commission": _d(-t["fee"]), "commissionAsset": "USDT",
                     "id": t["id"], "maker": False, "orderId": o["id"], "price": _d(t["price"]), "qty": _d(t["qty"]),
-                    "quoteQty": _d(t["qty"] * t["price"]), "realizedPnl": "0", "side": o["side"].upper(),
-                    "positionSide": "BOTH", "symbol": f"{spec.base}USDT", "time": t["time"],
+                    "quoteQty": _d(t["qty"] * t["price"]), "realizedPnl": _d(t.get("pnl", Decimal(0))),
+                    "side": o["side"].upper(), "positionSide": "BOTH", "symbol": f"{spec.base}USDT", "time": t["time"],
                 })  # fmt: skip
-        self._send(200, out[-int(params.get("limit", "500")) :])
+        # at most ``limit`` (default 500, max 1000): the oldest from startTime, else the most recent
+        limit = min(int(params.get("limit", "500")), 1000)
+        self._send(200, out[:limit] if "startTime" in params else out[-limit:])
+
+    def _get_fapi_v1_income(self, params: dict[str, str]) -> None:
+        """Get Income History: ``incomeType`` FUNDING_FEE, startTime/endTime inclusive (neither: the
+        last 7 days), limit default 100 max 1000; rows ``symbol, incomeType, income`` (signed:
+        positive = inflow), ``asset, info, time, tranId`` ("unique in the same incomeType for a
+        user"), ``tradeId``
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History)."""
+        now = int(time.time() * 1000)
+        start = int(params.get("startTime", now - 7 * 86_400_000 if "endTime" not in params else 0))
+        end = int(params.get("endTime", str(2**62)))
+        kind = params.get("incomeType")
+        out = []
+        with self.book.lock:
+            for f in self.book.funding:
+                if kind not in (None, "FUNDING_FEE") or not start <= f["time"] <= end:
+                    continue
+                if "symbol" in params and params["symbol"] != f"{f['base']}USDT":
+                    continue
+                out.append({"symbol": f"{f['base']}USDT", "incomeType": "FUNDING_FEE", "income": _d(f["income"]),
+                            "asset": "USDT", "info": "FUNDING_FEE", "time": f["time"], "tranId": f["id"],
+                            "tradeId": ""})  # fmt: skip
+        self._send(200, out[: min(int(params.get("limit", "100")), 1000)])
 
     def _get_fapi_v1_leverageBracket(self, params: dict[str, str]) -> None:  # noqa: N802
         out = []
@@ -724,8 +829,8 @@ class OkxHandler(_Handler):
             book.create_requests += 1
             fault = book.next_fault()
             if fault and fault.kind == "rate_limit":
-                self._send(429, {"code": "50011", "msg": "Too Many Requests", "data": []},
-                           {"Retry-After": str(fault.retry_after_s)})  # fmt: skip
+                retry_after = {} if fault.retry_after_s is None else {"Retry-After": str(fault.retry_after_s)}
+                self._send(429, {"code": "50011", "msg": "Too Many Requests", "data": []}, retry_after)
                 return
             if fault and fault.kind == "error_5xx":
                 self._send(503, {"code": "50001", "msg": "Service temporarily unavailable, please try again later.",
@@ -823,9 +928,12 @@ class OkxHandler(_Handler):
             "instId": f"{o['base']}-USDT-SWAP", "instType": "SWAP", "lever": "20", "ordType": "conditional",
             "posSide": "net", "reduceOnly": "true" if o["reduce_only"] else "false", "side": o["side"],
             "slOrdPx": "-1" if sl else "", "slTriggerPx": trig if sl else "", "slTriggerPxType": "last",
-            "state": "canceled" if o["status"] == "CANCELED" else "live", "sz": _d(o["qty"] / spec.ct_val),
+            "state": _OKX_ALGO_STATE.get(o["status"], "live"),
+            "sz": _d(o["qty"] / spec.ct_val), "actualSz": _d(o["filled"] / spec.ct_val) if o["filled"] else "",
+            "actualPx": _d(o["avg"]) if o["filled"] else "",
             "tdMode": "isolated", "tpOrdPx": "" if sl else "-1", "tpTriggerPx": "" if sl else trig,
             "tpTriggerPxType": "last", "triggerPx": "", "uTime": str(o["time"]),
+            "ordId": str(o.get("actual_id") or ""), "ordIdList": [str(o["actual_id"])] if o.get("actual_id") else [],
         }  # fmt: skip
 
     def _find(self, cid: str | None, algo: bool) -> dict[str, Any] | None:
@@ -869,7 +977,8 @@ class OkxHandler(_Handler):
                     "instType": "SWAP", "instId": f"{spec.base}-USDT-SWAP", "tradeId": str(t["id"]),
                     "ordId": str(o["id"]), "clOrdId": o["cid"], "billId": str(t["id"]), "subType": "1", "tag": "",
                     "fillPx": _d(t["price"]), "fillSz": _d(t["qty"] / spec.ct_val), "fillIdxPx": "",
-                    "fillPnl": "0", "fillPxVol": "", "fillPxUsd": "", "fillMarkVol": "", "fillFwdPx": "",
+                    "fillPnl": _d(t.get("pnl", Decimal(0))), "fillPxVol": "", "fillPxUsd": "", "fillMarkVol": "",
+                    "fillFwdPx": "",
                     "fillMarkPx": _d(spec.price), "side": o["side"], "posSide": "net", "execType": "T",
                     "feeCcy": "USDT", "fee": _d(-t["fee"]), "ts": str(t["time"]), "fillTime": str(t["time"]),
                 })  # fmt: skip
@@ -880,6 +989,40 @@ class OkxHandler(_Handler):
 
     def _get_trade_fills_history(self, p: dict[str, str]) -> None:
         self._fills(p)
+
+    def _bills(self, p: dict[str, str]) -> None:
+        """Bills details: filters instType, type (8 = funding fee; subType 173 funding fee expense,
+        174 funding fee income), begin/end (ms), ``after`` = records earlier than that billId; newest
+        first, limit default 100 max 100; ``balChg`` signed (the balance change), ``billId``, ``ts``
+        (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details-last-7-days;
+        types and subtypes as ccxt's okx.fetch_funding_history lists them)."""
+        begin, end = int(p.get("begin") or 0), int(p.get("end") or 2**62)
+        after = int(p["after"]) if p.get("after") else None
+        data = []
+        with self.book.lock:
+            for f in reversed(self.book.funding):
+                if p.get("type") not in (None, "8") or p.get("instType") not in (None, "SWAP"):
+                    continue
+                if not begin <= f["time"] <= end or (after is not None and f["id"] >= after):
+                    continue
+                spec = SPECS[f["base"]]
+                data.append({
+                    "bal": _d(f["wallet"]), "balChg": _d(f["income"]), "billId": str(f["id"]), "ccy": "USDT",
+                    "clOrdId": "", "execType": "", "fee": "0", "fillFwdPx": "", "fillIdxPx": "", "fillMarkPx": "",
+                    "fillMarkVol": "", "fillPxUsd": "", "fillPxVol": "", "fillTime": "", "from": "",
+                    "instId": f"{f['base']}-USDT-SWAP", "instType": "SWAP", "interest": "0", "mgnMode": "isolated",
+                    "notes": "", "ordId": "", "pnl": _d(f["income"]), "posBal": "0", "posBalChg": "0",
+                    "px": _d(spec.price), "subType": "174" if f["income"] > 0 else "173",
+                    "sz": _d(abs(f["qty"]) / spec.ct_val), "tag": "", "to": "", "tradeId": "", "ts": str(f["time"]),
+                    "type": "8",
+                })  # fmt: skip
+        self._send(200, _okx_ok(data[: min(int(p.get("limit") or 100), 100)]))
+
+    def _get_account_bills(self, p: dict[str, str]) -> None:
+        self._bills(p)
+
+    def _get_account_bills_archive(self, p: dict[str, str]) -> None:
+        self._bills(p)
 
     def _get_trade_order(self, p: dict[str, str]) -> None:
         order = self._find(p.get("clOrdId"), algo=False)
@@ -905,13 +1048,29 @@ class OkxHandler(_Handler):
         self._send(200, _okx_ok([{"clOrdId": order["cid"], "ordId": str(order["id"]), "sCode": "0", "sMsg": ""}]))
 
     def _post_trade_cancel_algos(self, p: Any) -> None:
+        """Cancel algo orders: one result per item; an algo order that is no longer live (triggered,
+        cancelled) or unknown fails with its own sCode (51400 "Order cancellation failed as the order
+        has been filled, canceled or does not exist", https://www.okx.com/docs-v5/en/#error-code)."""
         items = p if isinstance(p, list) else [p]
+        out = []
         for item in items:
             order = self._find(item.get("algoClOrdId"), algo=True)
-            if order is not None:
-                order["status"] = "CANCELED"
-        self._send(200, _okx_ok([{"algoId": "", "algoClOrdId": i.get("algoClOrdId", ""), "sCode": "0", "sMsg": ""}
-                                 for i in items]))  # fmt: skip
+            if order is None or order["status"] != "NEW":
+                out.append(
+                    {
+                        "algoId": "",
+                        "algoClOrdId": item.get("algoClOrdId", ""),
+                        "sCode": "51400",
+                        "sMsg": "Order cancellation failed as the order has been filled, canceled or does not exist",
+                    }
+                )
+                continue
+            order["status"] = "CANCELED"
+            out.append({"algoId": str(order["id"]), "algoClOrdId": order["cid"], "sCode": "0", "sMsg": ""})
+        if any(o["sCode"] != "0" for o in out):
+            self._send(200, {"code": "1", "msg": "All operations failed", "data": out})
+        else:
+            self._send(200, _okx_ok(out))
 
     def _post_account_set_leverage(self, p: dict[str, Any]) -> None:
         spec = self._spec(str(p.get("instId", "")))

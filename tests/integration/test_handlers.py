@@ -35,8 +35,9 @@ def event(name: str) -> dict[str, Any]:
 
 def test_every_function_folder_has_a_handler() -> None:
     names = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "handler.py").exists())
-    assert names == ["backtest", "execute", "notify", "predict", "record_outcome", "strategies", "validate",
-                     "vote", "webhook"]  # fmt: skip
+    assert names == ["backtest", "execute", "migrate", "notify", "operator_api", "predict", "reconcile",
+                     "record_outcome", "strategies", "sweeper", "telegram_webhook", "validate", "vote",
+                     "webhook"]  # fmt: skip
     for name in names:
         assert callable(load_handler(name))
 

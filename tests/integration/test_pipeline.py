@@ -72,6 +72,22 @@ def test_kill_switch_rejects(local: LocalStepFunctions, account: tuple[int, str]
     assert "kill switch engaged: operator test" in decision.rejection_reason
 
 
+def test_kill_switch_in_postgresql_rejects_with_redis_emptied(
+    local: LocalStepFunctions, account: tuple[int, str], cache: Cache, runtime: Runtime
+) -> None:
+    """The validator's kill-switch rule reads the durable switch (pipeline/kill_switch.py): engaged in
+    PostgreSQL, with Redis emptied (a restart), the alert is still rejected by that rule."""
+    from tradingbot.pipeline import kill_switch
+
+    kill_switch.engage(lambda: session_scope(runtime.engine()), cache, reason="durable test", account_id=account[0])
+    cache.client.flushdb()
+    _, decision = run_alert(local, alert_body(account[1]))
+    assert decision is not None and decision.final_action == "rejected"
+    assert decision.rejection_reason.startswith("kill_switch: kill switch engaged: durable test"), (
+        decision.rejection_reason
+    )
+
+
 def test_leverage_over_the_account_limit_rejects(local: LocalStepFunctions, account: tuple[int, str]) -> None:
     _, decision = run_alert(local, alert_body(account[1], leverage=20))
     assert decision is not None and decision.final_action == "rejected"

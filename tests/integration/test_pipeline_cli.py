@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tests.integration.test_pipeline import alert_body, run_alert
+from tradingbot.adapters.cache import Cache
 from tradingbot.adapters.persistence.config import Servers
+from tradingbot.adapters.persistence.db import create_db_engine
 from tradingbot.entrypoints.cli import app
 from tradingbot.entrypoints.local.runner import LocalStepFunctions
 
@@ -51,3 +54,25 @@ def test_kill_switch_engage_status_release(account: tuple[int, str]) -> None:
     assert released.exit_code == 0 and "released" in released.output
     bad = runner.invoke(app, ["kill-switch", "explode"])
     assert bad.exit_code == 2
+
+
+def test_kill_switch_survives_an_emptied_redis(account: tuple[int, str], cache: Cache, servers: Servers) -> None:
+    """Redis keeps nothing across a restart: the switch engaged by the CLI is kept in PostgreSQL
+    (``kill_switches``), still reported engaged with Redis emptied, and written back to Redis."""
+    engaged = runner.invoke(app, ["kill-switch", "engage", "--account", "test", "--reason", "exchange incident"])
+    assert engaged.exit_code == 0, engaged.output
+    cache.client.flushdb()  # what a restart of a redis-server without persistence leaves
+    assert cache.kill_switch(account[0]) is None
+    status = runner.invoke(app, ["kill-switch", "status", "--account", "test"])
+    assert "ENGAGED: exchange incident" in status.output, status.output
+    assert cache.kill_switch(account[0]) == "exchange incident"  # re-seeded from PostgreSQL
+    released = runner.invoke(app, ["kill-switch", "release", "--account", "test"])
+    assert "released" in released.output
+    cache.client.flushdb()
+    assert "released" in runner.invoke(app, ["kill-switch", "status", "--account", "test"]).output
+    engine = create_db_engine(servers.database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM kill_switches")).scalar_one() == 0
+    finally:
+        engine.dispose()

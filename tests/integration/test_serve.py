@@ -39,7 +39,11 @@ class Serve:
         self.url, self.alert = url.group(1), json.loads(body.group(1))
 
     def get(self, path: str) -> dict[str, Any]:
-        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+        # the detailed /health is for operators (public: up or down only): the demo operator's token
+        token = re.search(r"#token=(\S+)", self.printed)
+        headers = {"Authorization": f"Bearer {token.group(1)}"} if token else {}
+        req = urllib.request.Request(self.url + path, headers=headers)
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())  # type: ignore[no-any-return]
 
     def send(self, alert: dict[str, Any]) -> str:
@@ -103,6 +107,11 @@ def test_venue_unreachable_runs_the_labelled_offline_replay_and_an_alert_reaches
         assert "OFFLINE REPLAY" in app.printed and f"venue unreachable: binanceusdm at http://{dead}" in app.printed
         with urllib.request.urlopen(app.url + "/docs", timeout=10) as resp:
             assert resp.status == 200 and b"swagger" in resp.read().lower()
+        # the operator's cockpit on the same server (issue 17): the printed dashboard token is the demo
+        # operator's, who owns the demo account
+        assert app.get("/api/me") == {"operator": "demo", "accounts": ["demo"]}
+        with urllib.request.urlopen(app.url + "/dashboard", timeout=10) as resp:
+            assert resp.status == 200 and b"TradingBot AI" in resp.read()
         health = app.get("/health")
         assert health["status"] == "ok" and health["market"]["mode"] == "offline replay", health
         assert health["market"]["live"] is False

@@ -6,6 +6,7 @@ import base64
 import copy
 import datetime as dt
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 
 from tests.integration.test_pipeline import alert_body
 from tradingbot.adapters.persistence.db import session_scope
-from tradingbot.adapters.persistence.models import Alert
+from tradingbot.adapters.persistence.models import Alert, IngressRefusal, IngressRefusalSample
 from tradingbot.entrypoints.lambdas.webhook import handler as webhook_handler
 from tradingbot.entrypoints.local.http import make_server, serve_in_thread
 from tradingbot.entrypoints.local.runner import LocalStepFunctions
@@ -69,6 +70,21 @@ def test_sample_event_is_accepted_and_redelivery_starts_nothing(
     assert str(rows[0].source_ip) == "52.89.214.238"
 
 
+def refusals(local: LocalStepFunctions) -> tuple[list[IngressRefusal], list[IngressRefusalSample]]:
+    """The stored tallies (after copying Redis's running counts in) and the kept samples."""
+    from tradingbot.pipeline.ingress import flush_refusals
+
+    flush_refusals(local.runtime)
+    with session_scope(local.runtime.engine()) as s:
+        tallies = list(s.scalars(select(IngressRefusal).order_by(IngressRefusal.id)).all())
+        samples = list(s.scalars(select(IngressRefusalSample).order_by(IngressRefusalSample.id)).all())
+        s.expunge_all()
+    return tallies, samples
+
+
+# refused after the token was verified: the account's owner finds these as alert rows
+AUTHENTICATED_REFUSALS = {"unknown_symbol", "stale_alert", "unsupported_interval"}
+
 BAD = [
     (b"{not json", 400, "malformed_json", "not valid JSON"),
     (None, 400, "empty_body", "empty"),
@@ -102,27 +118,64 @@ def test_bad_input_is_refused_named_and_stored_without_an_execution(
     assert err["error"] == code and names in err["message"]
     assert executions(local) == 0
     rows = stored(local)
-    assert len(rows) == 1 and rows[0].status == "rejected" and rows[0].reason.startswith(code)
-    assert account[1] not in (rows[0].raw_body or "")
+    tallies, samples = refusals(local)
+    if code in AUTHENTICATED_REFUSALS:
+        assert len(rows) == 1 and rows[0].status == "rejected" and rows[0].reason.startswith(code)
+        assert account[1] not in (rows[0].raw_body or "")
+        assert tallies == [] and samples == []
+        return
+    # refused before (or at) authentication: nothing in alerts, one tally and one bounded sample
+    assert rows == []
+    assert [(t.reason, t.source, t.count) for t in tallies] == [(code, "52.89.214.238", 1)]
+    assert len(samples) == 1 and samples[0].reason == code and names in samples[0].message
+    assert len(samples[0].body) <= 1024 and samples[0].body_bytes == len(raw or b"")
+    assert account[1] not in samples[0].body
 
 
-def test_wrong_tokens_are_counted_and_rate_limited(local: LocalStepFunctions, account: tuple[int, str]) -> None:
-    codes = []
+def test_wrong_tokens_lock_the_source_out_until_the_lockout_ends(
+    local: LocalStepFunctions, account: tuple[int, str]
+) -> None:
+    local.runtime.settings = local.runtime.settings.model_copy(update={"bad_token_lockout_s": 2})
+    codes, retry_after = [], []
     for i in range(7):
         body = json.loads(alert_body(account[1]))
         body["token"] = f"wrong-token-{i:04d}-xxxxxxxx"
-        codes.append(webhook_handler(event_with(json.dumps(body), ip="203.0.113.9"), None)["statusCode"])
+        resp = webhook_handler(event_with(json.dumps(body), ip="203.0.113.9"), None)
+        codes.append(resp["statusCode"])
+        multi = resp.get("multiValueHeaders") or {}
+        retry_after.append((resp.get("headers") or {}).get("Retry-After") or (multi.get("Retry-After") or [None])[0])
     assert codes == [401] * 5 + [429] * 2
-    # another source is not affected, and the right token from the same source still works
+    assert retry_after[:5] == [None] * 5 and all(r is not None and 0 < int(r) <= 2 for r in retry_after[5:])
+    # another source is not affected
     assert webhook_handler(event_with(json.dumps({"token": "z" * 20}), ip="198.51.100.1"), None)["statusCode"] == 422
+    # a locked source is refused even with the right token (it is refused before its body is read) ...
+    locked = webhook_handler(event_with(alert_body(account[1]), ip="203.0.113.9"), None)
+    assert locked["statusCode"] == 429 and json.loads(locked["body"])["error"] == "too_many_bad_tokens"
+    # ... until the lockout ends
+    time.sleep(2.2)
     ok = webhook_handler(event_with(alert_body(account[1]), ip="203.0.113.9"), None)
-    assert ok["statusCode"] == 202
+    assert ok["statusCode"] == 202, ok["body"]
+    tallies, _ = refusals(local)
+    counted = {(t.reason, t.source): t.count for t in tallies}
+    assert counted[("bad_token", "203.0.113.9")] == 5
+    assert counted[("too_many_bad_tokens", "203.0.113.9")] == 3
+    assert [r.status for r in stored(local)] != [] and all(r.account_id == account[0] for r in stored(local))
+
+
+def test_tradingview_addresses_are_never_locked_out(local: LocalStepFunctions, account: tuple[int, str]) -> None:
+    # every TradingView user's alerts come from TradingView's four addresses: someone else's wrong
+    # tokens through TradingView must not lock ours out (they are refused 401 and counted)
+    for i in range(8):
+        body = json.loads(alert_body(account[1]))
+        body["token"] = f"wrong-token-{i:04d}-xxxxxxxx"
+        assert webhook_handler(event_with(json.dumps(body), ip="34.212.75.30"), None)["statusCode"] == 401
+    assert webhook_handler(event_with(alert_body(account[1]), ip="34.212.75.30"), None)["statusCode"] == 202
 
 
 def test_health_and_openapi(local: LocalStepFunctions) -> None:
     health = webhook_handler(json.loads((EVENTS / "webhook_health.json").read_text()), None)
     assert health["statusCode"] == 200
-    assert json.loads(health["body"]) == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+    assert json.loads(health["body"]) == {"status": "up"}  # public: up or down, nothing more
     spec_event = json.loads((EVENTS / "webhook_health.json").read_text())
     spec_event.update(path="/docs", queryStringParameters={"format": "json"})
     spec = json.loads(webhook_handler(spec_event, None)["body"])
@@ -175,15 +228,31 @@ def test_fuzz_never_5xx_and_never_an_execution_without_a_valid_authenticated_bod
 ) -> None:
     before = executions(local)
     for body in (raw, json.dumps(mutation).encode(), _mutated(account[1], mutation)):
+        rows, tallied = _alert_rows(local), _tallied(local)
         resp = webhook_handler(event_with(body), None)
         assert resp["statusCode"] < 500, resp
         if resp["statusCode"] != 202:
             assert executions(local) == before
+            # every refusal is kept: an alert row once authenticated, else exactly one more tally
+            error = json.loads(resp["body"])["error"]
+            if error in AUTHENTICATED_REFUSALS and _alert_rows(local) == rows + 1:
+                continue
+            assert _tallied(local) == tallied + 1 and _alert_rows(local) == rows, error
         else:
             before = executions(local)
             assert json.loads(resp["body"])["execution_id"].startswith("tv-")
+
+
+def _alert_rows(local: LocalStepFunctions) -> int:
     with session_scope(local.runtime.engine()) as s:
-        assert s.scalar(select(func.count()).select_from(Alert)) >= 1
+        return int(s.scalar(select(func.count()).select_from(Alert)) or 0)
+
+
+def _tallied(local: LocalStepFunctions) -> int:
+    """Every refusal Redis counted in the last quarter hour."""
+    now = int(time.time()) // 60
+    tallies = local.runtime.cache().refusal_tallies(range(now - 15, now + 1))
+    return sum(sum(fields.values()) for fields in tallies.values())
 
 
 def _mutated(token: str, mutation: dict[str, Any]) -> bytes:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -47,6 +49,16 @@ def test_backtest_json_contract_and_report(tmp_path: Path) -> None:
     ):
         assert key in doc["metrics"], key
     assert doc["metrics"]["trades"] == len(doc["trades"]) > 10
+    b = doc["breakdowns"]
+    assert sum(g["trades"] for g in b["by_month"].values()) == len(doc["trades"])
+    assert sum(g["trades"] for g in b["by_side"].values()) == len(doc["trades"]) and set(b["by_side"]) <= {
+        "long",
+        "short",
+    }
+    assert math.isclose(sum(g["pnl"] for g in b["by_exit_reason"].values()), sum(t["pnl"] for t in doc["trades"]))
+    assert 1 <= b["max_consecutive_losses"] <= len(doc["trades"]) and list(b["by_hour"]) == sorted(b["by_hour"])
+    page = report.read_text()
+    assert 'id="by_weekday"' in page and "Max consecutive wins" in page
     first = doc["trades"][0]
     assert set(first) >= {
         "entry_time",
@@ -112,10 +124,35 @@ def test_optimize_runs_the_grid_and_ranks(tmp_path: Path) -> None:
                               "--param", "fast=5,10,20", "--param", "slow=30,50",
                               "--json", str(out)])  # fmt: skip
     assert res.exit_code == 0, res.output
-    rows = json.loads(out.read_text())
-    assert len(rows) == 6
-    sharpe = [r["sharpe"] for r in rows]
-    assert sharpe == sorted(sharpe, reverse=True)
+    doc = json.loads(out.read_text())
+    rows = doc["candidates"]
+    assert len(rows) == 6 and {r["fold"] for r in rows} == {None}  # no walk-forward: one window, every bar
+    best = max(rows, key=lambda r: r["metrics"]["sharpe"])
+    assert doc["recommended"] == best["params"]
+    assert "6 combinations, best by sharpe" in res.stdout
+
+
+def test_optimize_walk_forward_writes_the_report_and_refuses_bad_input(tmp_path: Path) -> None:
+    report, out = tmp_path / "wf.html", tmp_path / "wf.json"
+    res = runner.invoke(app, ["optimize", "--strategy", "ema_crossover", "--data", DATA, "--param", "fast=5,10,20",
+                              "--param", "slow=30,50", "--walk-forward", "3", "--window", "anchored",
+                              "--report", str(report), "--json", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert len(doc["folds"]) == 3 and doc["walk_forward"]["window"] == "anchored"
+    assert len(doc["candidates"]) == 4 * 6  # 3 folds + the latest window, 6 combinations each
+    page = report.read_text()
+    assert page.count("<script") >= 1 and "id='folds'" in page and "Stitched out-of-sample equity" in page
+    assert "walk-forward efficiency" in page and "deflated Sharpe ratio" in page
+    long_window = runner.invoke(app, ["optimize", "--strategy", "ema_crossover", "--data", DATA, "--walk-forward",
+                                      "400", "--report", str(tmp_path / "no.html")])  # fmt: skip
+    assert long_window.exit_code == 2 and "at least 30" in long_window.stderr
+    assert not (tmp_path / "no.html").exists()
+    empty = runner.invoke(app, ["optimize", "--strategy", "ema_crossover", "--data", DATA, "--param", "fast=50",
+                                "--param", "slow=20"])  # fmt: skip
+    assert empty.exit_code == 2 and "no valid combination" in empty.stderr
+    no_evidence = runner.invoke(app, ["optimize", "--strategy", "ema_crossover", "--symbol", "BTCUSDT", "--promote"])
+    assert no_evidence.exit_code == 2 and "--promote needs out-of-sample evidence" in no_evidence.stderr
 
 
 def test_strategies_lists_parameters() -> None:
@@ -140,10 +177,38 @@ def _reference_json(result: BacktestResult) -> str:
         "params": result.params,
         "config": asdict(result.config),
         "metrics": {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.metrics.items()},
+        "breakdowns": _reference_breakdowns(result.trades),
         "trades": trades,
         "equity": [{"time": iso(t), "equity": float(v)} for t, v in result.equity.items()],
     }
     return json.dumps(doc, indent=1)
+
+
+def _reference_breakdowns(t: pd.DataFrame) -> dict[str, Any]:
+    """The breakdowns from pandas' own groupby and a run-length count (independent of the product's loop)."""
+    exit_ = pd.DatetimeIndex(t["exit_time"]).tz_convert("UTC")
+    days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+    def grp(keys: Any, order: Any = None) -> dict[str, Any]:
+        frame = pd.DataFrame({"k": list(keys), "pnl": t["pnl"].to_numpy()})
+        out = {}
+        for k, g in sorted(frame.groupby("k"), key=lambda kv: order(kv[0]) if order else kv[0]):
+            p = g["pnl"].tolist()
+            n, w = len(p), int((g["pnl"] > 0).sum())
+            out[str(k)] = {"trades": n, "wins": w, "win_rate": w / n, "pnl": math.fsum(p), "avg_pnl": math.fsum(p) / n}
+        return out
+
+    win = (t["pnl"] > 0).to_numpy()
+    runs = [(bool(k), len(list(g))) for k, g in itertools.groupby(win)]
+    return {
+        "by_month": grp(exit_.strftime("%Y-%m")),
+        "by_weekday": grp(exit_.day_name(), days.index),
+        "by_hour": grp(exit_.strftime("%H")),
+        "by_exit_reason": grp(t["exit_reason"].astype(str)),
+        "by_side": grp(t["side"].astype(str)),
+        "max_consecutive_wins": max([n for k, n in runs if k], default=0),
+        "max_consecutive_losses": max([n for k, n in runs if not k], default=0),
+    }
 
 
 @pytest.mark.parametrize(
@@ -185,8 +250,8 @@ HEAVY = ("pandas", "numpy", "numba", "sqlalchemy", "ccxt", "boto3", "onnxruntime
 
 @pytest.mark.parametrize(
     "command",
-    ["", "accounts", "keys", "servers", "executions", "model", "backtest", "optimize", "strategies", "reconcile",
-     "feed", "serve", "replay", "kill-switch"],
+    ["", "accounts", "keys", "servers", "executions", "model", "backtest", "optimize", "params", "strategies",
+     "reconcile", "feed", "serve", "replay", "kill-switch"],
 )  # fmt: skip
 def test_help_imports_no_heavy_library(command: str) -> None:
     """`tradingbot --help` and every `tradingbot <command> --help` load none of the heavy libraries

@@ -42,7 +42,11 @@ TRANSIENT = {
     "tradingbot.adapters.persistence.errors.DatabaseUnavailable",
     "tradingbot.adapters.feed.backfill.BackfillUnavailable",
     "tradingbot.adapters.history.HistoryUnavailable",  # history download: venue/S3 timeout, run again to resume
+    "tradingbot.adapters.optimise_results.ResultsUnavailable",  # issue 18: the fan-out's S3 documents, a blip
     "tradingbot.domain.exchange.ExchangeUnavailable",
+    # Binance's documented 503 failures ("Service Unavailable.", "Internal error ..."): certainly not
+    # placed, so the order path resends under the same client id
+    "tradingbot.domain.exchange.ExchangeFailedNotPlaced",
     "tradingbot.domain.exchange.RateLimited",
     "tradingbot.pipeline.order_service.BudgetExhausted",  # the execute stage's time budget is spent
     "tradingbot.pipeline.order_service.ExecutionBusy",  # another execution holds the symbol's plan lease

@@ -11,6 +11,7 @@ import pytest
 from tradingbot.adapters.exchange.ccxt_adapter import translate
 from tradingbot.domain.exchange import (
     DuplicateOrder,
+    ExchangeFailedNotPlaced,
     ExchangeUnavailable,
     HedgeModeUnsupported,
     InsufficientMargin,
@@ -64,3 +65,45 @@ def test_okx_position_side_error_is_hedge_mode_and_other_parameter_errors_are_no
         ccxt.BadRequest('{"sCode":"51000","sMsg":"Parameter clOrdId error"}'), "okx", "create", status=200
     )
     assert type(other) is OrderRejected
+
+
+# Binance USD-M general info, HTTP return codes
+# (https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info): on a 503, "Service
+# Unavailable." and "Internal error; unable to process your request. Please try again." are "a failure API
+# operation" (may be resent); "Unknown error, please check your request or try again later." is UNKNOWN.
+# OKX documents no outcome for 50001 / 50013 / 50026 (https://www.okx.com/docs-v5/en/#error-code): unknown.
+@pytest.mark.parametrize(
+    ("venue", "exc", "status", "expected"),
+    [
+        ("binanceusdm", ccxt.ExchangeNotAvailable(
+            'binanceusdm {"code":-1001,"msg":"Internal error; unable to process your request. Please try again."}'),
+         503, ExchangeFailedNotPlaced),
+        ("binanceusdm", ccxt.ExchangeNotAvailable('binanceusdm {"code":-1001,"msg":"Service Unavailable."}'), 503,
+         ExchangeFailedNotPlaced),
+        ("binanceusdm", ccxt.ExchangeNotAvailable(
+            'binanceusdm {"code":-1000,"msg":"Unknown error, please check your request or try again later."}'),
+         503, ExchangeUnavailable),
+        # the documented words only on a 503, only as the answer's msg, only from Binance
+        ("binanceusdm", ccxt.ExchangeNotAvailable(
+            'binanceusdm {"code":-1001,"msg":"Internal error; unable to process your request. Please try again."}'),
+         500, ExchangeUnavailable),
+        ("binanceusdm", ccxt.DDoSProtection("<html><h1>503 Service Unavailable.</h1></html>"), 503,
+         ExchangeUnavailable),
+        ("okx", ccxt.ExchangeNotAvailable(
+            'okx {"code":"50001","msg":"Service temporarily unavailable, please try again later.","data":[]}'),
+         503, ExchangeUnavailable),
+        ("okx", ccxt.ExchangeNotAvailable('okx {"code":"50013","msg":"System is busy, please try again later."}'),
+         200, ExchangeUnavailable),
+        ("okx", ccxt.ExchangeNotAvailable('okx {"code":"50026","msg":"System error. Try again later"}'), 500,
+         ExchangeUnavailable),
+    ],
+)  # fmt: skip
+def test_a_documented_failure_is_not_placed_and_everything_else_unknown(
+    venue: str, exc: Exception, status: int, expected: type
+) -> None:
+    error = translate(exc, venue, "create order tb1", status=status)
+    assert type(error) is expected, error
+    assert error.definitely_not_placed is (expected is ExchangeFailedNotPlaced)
+    assert error.reason == (
+        "exchange_failed_not_placed" if expected is ExchangeFailedNotPlaced else "exchange_unavailable"
+    )

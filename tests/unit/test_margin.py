@@ -34,3 +34,11 @@ def test_isolated_margin_balance_equals_maintenance_margin_at_the_liquidation_pr
 
 def test_a_long_backed_by_more_than_its_notional_is_never_liquidated() -> None:
     assert liquidation_price(BTC_125X, "long", Decimal(1), Decimal(50000), Decimal(60000)) == 0
+
+
+def test_the_backtester_liquidates_at_the_paper_venues_first_bracket() -> None:
+    from tradingbot.domain.backtest.engine import BacktestConfig
+
+    # one source: Binance's first BTCUSDT bracket (0.4 % up to 50,000 USDT), not a second copy
+    assert BTC_125X[0].mmr == Decimal("0.004") and BTC_125X[0].cap == 50_000
+    assert Decimal(str(BacktestConfig().maintenance_margin)) == BTC_125X[0].mmr

@@ -39,7 +39,7 @@ def slice_1h(btc_1h: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def trained(slice_1h: pd.DataFrame) -> TrainedModel:
     epochs: list[int] = []
-    model = train_model(slice_1h, TINY, progress=lambda e, n, logs: epochs.append(e))
+    model = train_model(slice_1h, TINY, progress=lambda e, n, logs: epochs.append(e), symbols=["btcusdt.P"])
     assert epochs == [1, 2]
     return model
 
@@ -58,6 +58,9 @@ def test_train_export_parity_predict(trained: TrainedModel, slice_1h: pd.DataFra
     assert result.max_abs_diff < 1e-4 and result.parity_windows == len(trained.val_ends)
     meta = result.metadata
     assert meta.version == "vtest" and meta.features == list(ft.FEATURES) and meta.interval == "1h"
+    # what it was trained on, as Predict checks it (TradingView's BTCUSDT.P is the same family)
+    assert meta.symbols == ["BTCUSDT"]
+    assert json.loads((result.directory / "metadata.json").read_text())["symbols"] == ["BTCUSDT"]
     assert meta.training_span["fit_windows"] == len(trained.fit_ends)
 
     predictor = load_predictor(result.directory)
@@ -79,6 +82,49 @@ def test_export_refuses_a_graph_that_disagrees(trained: TrainedModel, slice_1h: 
     assert not (tmp_path / "vbad").exists() and not list(tmp_path.iterdir())
 
 
+def test_export_refuses_a_model_whose_symbol_family_is_unknown(slice_1h: pd.DataFrame, tmp_path: Path) -> None:
+    from tradingbot.adapters.model.artifact import ArtifactError
+
+    anonymous = train_model(slice_1h, TrainConfig(**{**TINY.to_dict(), "epochs": 1}))
+    with pytest.raises(ArtifactError, match=r"^symbols: the symbol family the model was trained on is not known"):
+        export_trained(anonymous, tmp_path, version="vnone")
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="symbols: 'BTC/USDT' is not a ticker"):
+        train_model(slice_1h, TINY, symbols=["BTC/USDT"])
+
+
+def test_predict_runs_the_model_only_on_its_family_and_interval(
+    trained: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+    from typing import cast
+
+    from tradingbot.adapters.model.predictor import load_default_predictor
+    from tradingbot.domain.alert import AlertContent
+    from tradingbot.pipeline.contracts import ModelUnavailable
+    from tradingbot.pipeline.predict import predict_alert
+    from tradingbot.pipeline.runtime import Runtime
+
+    result = export_trained(trained, tmp_path, version="vfam")
+    monkeypatch.setenv("MODEL_ARTIFACT_URI", str(result.directory))
+    load_default_predictor.cache_clear()
+    try:
+        now = dt.datetime.now(dt.UTC)
+
+        def alert(symbol: str, interval: str | None = None) -> AlertContent:
+            return AlertContent(strategy="bollinger", symbol=symbol, action="long", price=1, time=now,
+                                interval=interval)  # fmt: skip
+
+        # both answers come from the artifact's metadata, before any candle is read (no runtime needed)
+        rt = cast(Runtime, None)
+        eth = predict_alert(rt, alert("ETHUSDT"))
+        assert eth == ModelUnavailable(reason="lstm-btcusdt-1h:vfam was trained on BTCUSDT, not ETHUSDT")
+        four_hours = predict_alert(rt, alert("BTCUSDT.P", "240"))
+        assert four_hours == ModelUnavailable(reason="lstm-btcusdt-1h:vfam was trained on 1h bars, the alert is on 4h")
+    finally:
+        load_default_predictor.cache_clear()
+
+
 def test_checkpoint_round_trip_exports_the_same_model(
     trained: TrainedModel, slice_1h: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -87,6 +133,7 @@ def test_checkpoint_round_trip_exports_the_same_model(
     ends = trained.val_ends[-5:]
     np.testing.assert_allclose(again.predict_scaled(ends), trained.predict_scaled(ends), atol=1e-6)
     assert again.scaler == trained.scaler and again.target_scale == trained.target_scale
+    assert again.symbols == ("BTCUSDT",) and again.interval == "1h"
 
 
 def test_walk_forward_report_is_honest(btc_1h: pd.DataFrame, tmp_path: Path) -> None:
@@ -121,10 +168,17 @@ def test_cli_train_list_predict(slice_1h: pd.DataFrame, tmp_path: Path) -> None:
     slice_1h.reset_index().to_csv(data, index=False)
     runner = CliRunner()
     args = ["train", "--data", str(data), "--epochs", "1", "--lstm-units", "4", "--dense", "0", "--version", "vcli"]
-    res = runner.invoke(model_app, [*args, "--out", str(tmp_path / "models"), "--checkpoint-dir", str(tmp_path / "ck")])
+    args += ["--out", str(tmp_path / "models"), "--checkpoint-dir", str(tmp_path / "ck")]
+    # "candles.csv" does not say whose candles they are: the command asks before training
+    res = runner.invoke(model_app, args)
+    assert res.exit_code == 2 and "--symbols: name the symbol family the candles in" in res.output, res.output
+    assert not (tmp_path / "models").exists()
+    res = runner.invoke(model_app, [*args, "--symbols", "BTCUSDT"])
     assert res.exit_code == 0, res.output
     assert "exported lstm-btcusdt-1h:vcli" in res.output and "max abs diff" in res.output
-    assert [m.version for m in list_local(tmp_path / "models")] == ["vcli"]
+    assert [(m.version, m.symbols, m.interval) for m in list_local(tmp_path / "models")] == [
+        ("vcli", ["BTCUSDT"], "1h")
+    ]
     res = runner.invoke(model_app, ["export", "--checkpoint", str(tmp_path / "ck" / "vcli"), "--version", "vcli2",
                                     "--out", str(tmp_path / "models")])  # fmt: skip
     assert res.exit_code == 0, res.output

@@ -4,6 +4,10 @@ Conversion goes through a ``tf.function`` with a fixed input signature (``tf2onn
 from_function``) rather than ``from_keras``: it is the path tf2onnx supports for Keras 3 models,
 and it pins the graph's input name and shape ((batch, window, n_features), float32).
 
+The metadata names the bar interval and the symbol family the model was trained on (``interval``,
+``symbols``); the Predict stage runs the model on nothing else and otherwise answers ``model:
+unavailable`` with the reason. An export without them is refused.
+
 Parity: the ONNX graph and the Keras model (called with ``training=False``: no dropout) score the
 same held-out windows (the validation tail, which the weights were not fitted on); the maximum
 absolute difference of the network outputs must be below ``PARITY_TOLERANCE`` or nothing is written.
@@ -19,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from tradingbot.adapters.model.artifact import DEFAULT_NAME, ModelMetadata, new_version, utc_now_iso, write_artifact
+from tradingbot.adapters.model.artifact import (
+    DEFAULT_NAME,
+    ArtifactError,
+    ModelMetadata,
+    new_version,
+    utc_now_iso,
+    write_artifact,
+)
 from tradingbot.domain import features as ft
 from tradingbot_training.tf_setup import tensorflow
 from tradingbot_training.train import TrainedModel
@@ -28,6 +39,8 @@ PARITY_TOLERANCE = 1e-4
 INPUT_NAME = "window"
 OUTPUT_NAME = "next_return_scaled"
 OPSET = 17
+# the unified timeframes an alert can map to (tradingbot.domain.timeframes) that interval_name names
+KNOWN_INTERVALS = ("1m", "5m", "15m", "30m", "1h", "4h", "1d")
 
 
 class ParityError(RuntimeError):
@@ -85,6 +98,17 @@ def export_trained(
 
     ``onnx_bytes`` lets a test hand in a tampered graph to prove the refusal."""
     cfg = trained.config
+    # what Predict checks an alert against (pipeline/predict.py): without them the model would never run
+    if not trained.symbols:
+        raise ArtifactError(
+            "symbols: the symbol family the model was trained on is not known (train_model(symbols=...), "
+            "`model train --symbols BTCUSDT`); artifact not written"
+        )
+    if trained.interval not in KNOWN_INTERVALS:
+        raise ArtifactError(
+            f"interval: the candles are {trained.interval} apart, not one of {', '.join(KNOWN_INTERVALS)}; "
+            "artifact not written"
+        )
     n_feat = trained.features.shape[1]
     graph = onnx_bytes if onnx_bytes is not None else to_onnx(trained.model, cfg.window, n_feat)
     held_out = trained.val_ends[-parity_windows:]
@@ -118,6 +142,7 @@ def export_trained(
         },
         metrics={**(metrics or {}), "parity_max_abs_diff": max_diff, "parity_windows": len(held_out)},
         frameworks=_versions(),
+        symbols=list(trained.symbols),
     )
     directory = write_artifact(Path(artifacts_dir) / version, graph, meta)
     written = json.loads((directory / "metadata.json").read_text())

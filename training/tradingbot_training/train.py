@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,9 @@ class TrainedModel:
     val_ends: np.ndarray  # window-end bars early stopping watched (held out from the fit)
     history: dict[str, list[float]] = field(default_factory=dict)
     interval: str = "1h"
+    # the symbol family the candles are of (TradingView tickers, e.g. ("BTCUSDT",)): the exporter
+    # writes it, with ``interval``, into the artifact's metadata, and Predict runs the model on no other
+    symbols: tuple[str, ...] = ()
 
     def scaled_windows(self, ends: np.ndarray) -> np.ndarray:
         return self.scaler.transform(ft.windows(self.features, ends, self.config.window))
@@ -104,6 +108,29 @@ class TrainedModel:
             "fit_windows": len(self.fit_ends),
             "validation_windows": len(self.val_ends),
         }
+
+
+_TICKER = re.compile(r"[A-Z0-9]{2,20}")
+
+
+def symbol_family(symbols: Sequence[str]) -> tuple[str, ...]:
+    """TradingView tickers as the alert carries them (``BTCUSDT``; ``BTCUSDT.P`` -> ``BTCUSDT``),
+    upper-cased, de-duplicated, in order; ValueError naming ``symbols`` for anything else."""
+    out: list[str] = []
+    for raw in symbols:
+        ticker = raw.strip().upper().removesuffix(".P")
+        if not _TICKER.fullmatch(ticker):
+            raise ValueError(f"symbols: {raw!r} is not a ticker like BTCUSDT")
+        if ticker not in out:
+            out.append(ticker)
+    return tuple(out)
+
+
+def symbols_from_path(path: str | Path) -> tuple[str, ...]:
+    """The ticker a candle file's name carries (``ETHUSDT-1h.parquet``, as ``tradingbot data download``
+    and the packaged samples name them), or () when the name says nothing."""
+    stem = Path(path).name.split("-", 1)[0].upper()
+    return (stem,) if _TICKER.fullmatch(stem) and stem.endswith(("USDT", "USD", "USDC")) else ()
 
 
 def interval_name(index: pd.DatetimeIndex) -> str:
@@ -140,9 +167,12 @@ def train_model(
     train_until: int | None = None,
     progress: ProgressFn | None = None,
     verbose: int = 0,
+    symbols: Sequence[str] = (),
 ) -> TrainedModel:
-    """Fit on windows ending before bar ``train_until`` (default: every window with a target)."""
+    """Fit on windows ending before bar ``train_until`` (default: every window with a target).
+    ``symbols``: the family the candles are of (required to export the model, see TrainedModel)."""
     cfg = config or TrainConfig()
+    family = symbol_family(symbols)
     tensorflow()
     import keras
 
@@ -201,6 +231,7 @@ def train_model(
         val_ends=val_ends,
         history={k: [float(v) for v in vals] for k, vals in hist.history.items()},
         interval=interval_name(index),
+        symbols=family,
     )
 
 
@@ -243,6 +274,7 @@ def save_checkpoint(trained: TrainedModel, directory: Path, data_path: str) -> P
         "first_bar": trained.index[0].isoformat(),
         "last_bar": trained.index[-1].isoformat(),
         "feature_set": ft.FEATURE_SET,
+        "symbols": list(trained.symbols),
     }
     (directory / CHECKPOINT_STATE).write_text(json.dumps(state, indent=2) + "\n")
     return directory
@@ -282,4 +314,5 @@ def load_checkpoint(directory: Path, candles: pd.DataFrame | None = None) -> Tra
         val_ends=np.arange(state["val_ends"][0], state["val_ends"][1] + 1),
         history=state["history"],
         interval=interval_name(index),
+        symbols=symbol_family(state.get("symbols", [])),  # a checkpoint from before symbols: ()
     )

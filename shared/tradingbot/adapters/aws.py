@@ -34,9 +34,17 @@ PROVIDER_FIELDS: dict[str, tuple[str, dict[str, tuple[str, str]]]] = {
     "openai": ("ai", {"api_key": ("openai_api_key", "OPENAI_API_KEY")}),
     "anthropic": ("ai", {"api_key": ("anthropic_api_key", "ANTHROPIC_API_KEY")}),
     "telegram": ("pipeline", {"bot_token": ("telegram_bot_token", "TELEGRAM_BOT_TOKEN"),
-                              "chat_id": ("telegram_chat_id", "TELEGRAM_CHAT_ID")}),
+                              "chat_id": ("telegram_chat_id", "TELEGRAM_CHAT_ID"),
+                              "webhook_secret": ("telegram_webhook_secret", "TELEGRAM_WEBHOOK_SECRET")}),
 }  # fmt: skip
-_SECRET_FIELDS = {"database_url", "redis_url", "openai_api_key", "anthropic_api_key", "telegram_bot_token"}
+_SECRET_FIELDS = {
+    "database_url",
+    "redis_url",
+    "openai_api_key",
+    "anthropic_api_key",
+    "telegram_bot_token",
+    "telegram_webhook_secret",
+}
 
 
 def secrets_manager_reader(max_age_s: int = SECRET_MAX_AGE_S) -> SecretReader:

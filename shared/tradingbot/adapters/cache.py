@@ -20,6 +20,9 @@ kill switch                 REFUSE: ``kill_switch()`` raises; the order gate tre
 rate-limit counters         the CALLER CHOOSES with ``when_unavailable``: ingress limits allow
                             (the alert is still authenticated and deduplicated by the DB); the
                             order path's limit refuses.
+ingress lockouts, refusal   ALLOW: a lockout that cannot be read is "not locked" and a wrong token
+tallies                     is not counted (the database still authenticates every alert); the
+                            webhook then writes its refusal tallies straight to PostgreSQL.
 order gate                  REFUSE: ``order_gate`` raises ``TradingHalted``. Without Redis we can
                             see neither the kill switch nor the order rate: no trading blind.
 leases (``acquire_lease``)  REFUSE: no lease is granted, so the caller does not act (the order
@@ -59,6 +62,9 @@ ORDERS_PER_MINUTE = 30  # per account; well under Binance's and OKX's order-rate
 PREFIX = "tb:"
 MARKET_MODE_KEY = f"{PREFIX}market:mode"  # {"mode": "live" | "offline replay", ...}
 KILL_SWITCH_KEY = PREFIX + "kill"
+INGRESS_PREFIX = f"{PREFIX}ingress:"
+INGRESS_OTHER = "*other*"  # the source sources past the per-minute cap are counted under
+REFUSAL_TTL_S = 2 * 3600  # tallies live in Redis this long; flushed to PostgreSQL well before
 
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _log = logging.getLogger(__name__)
@@ -89,6 +95,56 @@ class Lease:
 # still holds our token, so an expired holder never frees someone else's lease. The check and the
 # delete must be one atomic step, hence Lua (https://redis.io/commands/eval/).
 _RELEASE_LEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+# Sliding-window lockout: drop attempts older than the window, add this one, count; at the limit set
+# the lock key (TTL = the lockout) and start the window afresh. One script, so concurrent attempts from
+# one source cannot both slip under the limit (https://redis.io/docs/latest/commands/eval/: a script
+# runs atomically). KEYS: attempts zset, lock key. ARGV: now, window_s, limit, lockout_s, member.
+_SLIDING_LOCKOUT = """
+local now = tonumber(ARGV[1])
+redis.call('zremrangebyscore', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('zadd', KEYS[1], now, ARGV[5])
+redis.call('expire', KEYS[1], math.ceil(tonumber(ARGV[2])) + 1)
+local n = redis.call('zcard', KEYS[1])
+if n >= tonumber(ARGV[3]) then
+  redis.call('set', KEYS[2], '1', 'EX', ARGV[4])
+  redis.call('del', KEYS[1])
+  return {n, 1}
+end
+return {n, 0}
+"""
+
+# One refused attempt. KEYS: the minute's tallies (hash "reason|source" -> count), the reason's sample
+# counter for the hour, the flush lease, the minute's distinct-source set of the reason.
+# ARGV: field, the "*other*" field, max distinct sources, tally TTL, flush lease TTL.
+_TALLY_REFUSAL = """
+local field = ARGV[1]
+if redis.call('sismember', KEYS[4], field) == 0 then
+  if redis.call('scard', KEYS[4]) >= tonumber(ARGV[3]) then
+    field = ARGV[2]
+  else
+    redis.call('sadd', KEYS[4], field)
+    redis.call('expire', KEYS[4], ARGV[4])
+  end
+end
+local n = redis.call('hincrby', KEYS[1], field, 1)
+redis.call('expire', KEYS[1], ARGV[4])
+local samples = redis.call('incr', KEYS[2])
+redis.call('expire', KEYS[2], 3700)
+local flush = redis.call('set', KEYS[3], '1', 'NX', 'EX', ARGV[5])
+return {field, n, samples, flush and 1 or 0}
+"""
+
+
+@dataclass(frozen=True)
+class RefusalTally:
+    """What Redis counted for one refused attempt (see ``Cache.tally_refusal``)."""
+
+    source: str  # the source it was counted under: the IP, "unknown" or "*other*"
+    count: int  # attempts of this (minute, reason, source) so far, this one included
+    samples_this_hour: int  # attempts of this reason this hour, this one included
+    flush: bool  # this caller holds the flush lease
 
 
 @dataclass(frozen=True)
@@ -261,6 +317,87 @@ class Cache:
                 _log.warning("rate limit %s not checked: redis at %s unreachable; allowing", bucket, self._where)
                 return True
             return False
+
+    def window_count(self, bucket: str, window_s: int, *, add: bool) -> int:
+        """The fixed-window counter ``allow`` keeps for ``bucket``: read it (``add=False``) or count one
+        more hit and return the new total. Raises ``CacheUnavailable``; the caller decides."""
+        key = f"{PREFIX}rl:{bucket}:{int(time.time()) // window_s}"
+
+        def op() -> int:
+            if not add:
+                return int(self.client.get(key) or 0)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, window_s + 1)
+            count, _ = pipe.execute()
+            return int(count)
+
+        return self._strict(op)
+
+    # ---------------------------------------------------------- ingress: lockouts and refusal tallies (allow)
+    # Ingress paths never refuse an alert because Redis is down (docs/adr/0003): a lockout that cannot be
+    # read is "not locked" and the database still authenticates; tallies then go straight to PostgreSQL.
+
+    def lockout_remaining(self, source: str) -> int:
+        """Seconds the source is still locked out for (0: not locked, or Redis unreachable)."""
+        key = f"{INGRESS_PREFIX}lock:{source}"
+        return max(self._soft(lambda: int(self.client.ttl(key)), 0, "lockout check"), 0)
+
+    def note_bad_token(self, source: str, *, limit: int, window_s: int, lockout_s: int) -> bool:
+        """Count a wrong token from ``source`` in a sliding window (a sorted set of attempt times); at
+        ``limit`` attempts within ``window_s`` the source is locked out for ``lockout_s``. True when this
+        attempt locked it. Redis unreachable: nothing counted, False."""
+        now = time.time()
+        keys = [f"{INGRESS_PREFIX}bad:{source}", f"{INGRESS_PREFIX}lock:{source}"]
+        args: list[str | int | float] = [now, window_s, limit, lockout_s, f"{now:.6f}-{secrets.token_hex(4)}"]
+        result = self._soft(lambda: self.client.eval(_SLIDING_LOCKOUT, 2, *keys, *args), None, "bad-token count")
+        return bool(result and int(result[1]))
+
+    def tally_refusal(
+        self, *, minute: int, reason: str, source: str, hour: int, max_sources: int, flush_every_s: int
+    ) -> RefusalTally:
+        """One refused attempt, in one round trip: its (minute, reason, source) counter, its reason's
+        sample counter for the hour, and whether this caller holds the flush lease (at most one flush of
+        the tallies to PostgreSQL per ``flush_every_s``). A source past ``max_sources`` distinct sources
+        of its reason and minute is counted as ``*other*``. Raises ``CacheUnavailable``."""
+        keys = [
+            f"{INGRESS_PREFIX}refusals:{minute}",
+            f"{INGRESS_PREFIX}samples:{hour}:{reason}",
+            f"{INGRESS_PREFIX}flush",
+            f"{INGRESS_PREFIX}reasons:{minute}:{reason}",
+        ]
+        args: list[str | int] = [
+            f"{reason}|{source}",
+            f"{reason}|{INGRESS_OTHER}",
+            max_sources,
+            REFUSAL_TTL_S,
+            flush_every_s,
+        ]
+        field, count, samples, flush = self._strict(lambda: self.client.eval(_TALLY_REFUSAL, 4, *keys, *args))
+        counted = field.decode() if isinstance(field, bytes) else str(field)
+        return RefusalTally(
+            source=counted.split("|", 1)[1], count=int(count), samples_this_hour=int(samples), flush=bool(flush)
+        )
+
+    def refusal_tallies(self, minutes: Sequence[int]) -> dict[int, dict[tuple[str, str], int]]:
+        """The counters of the given minutes: ``{minute: {(reason, source): count}}``. Raises
+        ``CacheUnavailable``."""
+
+        def op() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for minute in minutes:
+                pipe.hgetall(f"{INGRESS_PREFIX}refusals:{minute}")
+            return list(pipe.execute())
+
+        out: dict[int, dict[tuple[str, str], int]] = {}
+        for minute, raw in zip(minutes, self._strict(op), strict=True):
+            fields: dict[tuple[str, str], int] = {}
+            for key, value in (raw or {}).items():
+                reason, _, source = (key.decode() if isinstance(key, bytes) else str(key)).partition("|")
+                fields[(reason, source)] = int(value)
+            if fields:
+                out[minute] = fields
+        return out
 
     # ---------------------------------------------------------- order path (refuse)
 

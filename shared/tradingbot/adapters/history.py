@@ -12,8 +12,15 @@ The venue's rules this follows:
   forming (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data).
   ccxt's ``binance.fetch_ohlcv`` caps ``limit`` at 1000 itself ("max 1500 for futures ... the
   reality is that the time range wider than 500 candles won't work right"), so a page is 1000 bars.
-* OKX ``GET /api/v5/market/history-candles``: at most 100 rows a request, ccxt pages it the same way
-  (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-candlesticks-history).
+* OKX ``GET /api/v5/market/candles`` (the latest 1,440 bars) and ``/market/history-candles``
+  (older): ``limit`` "The maximum is 300. The default is 100." on both; ``after`` / ``before`` return
+  records earlier / newer than a ts, newest first, counted from the newest end
+  (https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-candlesticks and
+  ...-get-candlesticks-history). ccxt's ``okx.fetch_ohlcv`` picks the endpoint by ``since``, clamps
+  ``limit`` to 300 and sets ``after = since + limit x bar``, but an ``until`` param replaces that
+  ``after``: so each OKX page passes ``until`` = the end of that page's own window (300 bars), never
+  the end of the whole range (which would answer the range's newest 300 bars instead of the next
+  ones), and an empty window (an outage, or before the listing) moves on to the next one.
 
 Only closed bars are stored (``open + interval <= now``): the forming bar would change. A second
 run continues from the bar after the last stored one. Every write replaces the whole file with a
@@ -51,7 +58,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 HISTORY_EXCHANGES: Final = ("binanceusdm", "okx")
-PAGE_BARS: Final = {"binanceusdm": 1000, "okx": 100}  # ccxt's per-call maximum (see above)
+PAGE_BARS: Final = {"binanceusdm": 1000, "okx": 300}  # ccxt's per-call maximum (see above)
+# venues whose pages count from the newest end of the requested range (OKX, see above): each page is
+# bounded to its own window
+_ANCHORED_AT_END: Final = frozenset({"okx"})
 CHECKPOINT_BARS: Final = 50_000
 SAMPLE_SYMBOLS: Final = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # shared/tradingbot/datasets/ (README there)
 SAMPLE_TIMEFRAME: Final = "1h"
@@ -304,10 +314,14 @@ def download(
         kept = f"{report.total:,} bars stored up to {last:%Y-%m-%dT%H:%MZ}" if last else "nothing stored"
         return f"{kept} in {report.location}"
 
+    windowed = key.exchange in _ANCHORED_AT_END
     try:
         while cursor < end_ms:
+            page_end = min(end_ms, cursor + page_limit * tf_ms) if windowed else end_ms  # exclusive
             try:
-                rows = client.fetch_ohlcv(key.unified, tf, since=cursor, limit=page_limit, params={"until": end_ms - 1})
+                rows = client.fetch_ohlcv(
+                    key.unified, tf, since=cursor, limit=page_limit, params={"until": page_end - 1}
+                )
             except ccxt.BadSymbol as exc:
                 raise HistoryError(f"{key}: the venue has no such market ({exc})") from None
             except ccxt.NetworkError as exc:  # timeouts, connection errors, 5xx, 429/418 ("not now")
@@ -348,6 +362,11 @@ def download(
                 save()
             if on_page is not None:
                 on_page(report)
+            if windowed:
+                if forming or page_end >= end_ms:
+                    break  # this window reached now (or --until)
+                cursor = page_end  # the next window, whether or not this one had bars
+                continue
             if forming or not checked_rows or len(page_rows) < page_limit:
                 break  # the venue has nothing closed beyond this page
             cursor = next_open_ms(int(checked_rows[-1][0]), tf)

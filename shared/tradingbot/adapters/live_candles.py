@@ -22,9 +22,11 @@ was wrong:
 Page sizes: Binance USD-M klines allow ``limit`` up to 1500 (default 500;
 https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Kline-Candlestick-Data),
 but ccxt's binance ``fetch_ohlcv`` clamps to 1000 ("the time range wider than 500 candles won't work
-right"), so 1000; OKX ``/market/candles`` allows 300 and ``/market/history-candles`` 100
-(https://www.okx.com/docs-v5/en/#public-data-rest-api-get-candlesticks), and ccxt switches between
-them by ``since`` and clamps, so 300.
+right"), so 1000; OKX ``/market/candles`` (the latest 1,440 bars) and ``/market/history-candles``
+both allow 300, default 100 (https://www.okx.com/docs-v5/en/#order-book-trading-market-data-get-candlesticks),
+and ccxt switches between them by ``since``, clamps to 300 and bounds each page with ``after = since +
+limit x bar`` (OKX counts a page from the newest end of the range), so 300
+(tests/integration/test_okx_market_data.py runs it against a stand-in with those rules).
 """
 
 from __future__ import annotations

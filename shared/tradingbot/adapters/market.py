@@ -1,7 +1,18 @@
-"""Where the pipeline's candles come from.
+"""The candle-source contract and the packaged offline sample; not where the pipeline's candles come from.
 
-On AWS the market-feed service keeps recent candles in Redis; locally (``make run``) and in tests
-the market is the bundled real BTC/USDT hourly series, and "now" is its last bar.
+The pipeline's stages decide on the live market: :class:`tradingbot.adapters.live_candles.LiveCandles`
+reads the market feed's Redis keys for the alert's own venue, symbol and timeframe (filled by the
+feed on AWS, by the feed or the labelled offline replay in ``tradingbot serve``), backfills a cold
+key over REST, and fails closed with :class:`MarketDataUnavailable` (docs/adr/0006-decisions-on-live-candles.md).
+This module holds what that and the rest share:
+
+* :class:`MarketDataUnavailable`: the one error for "no trustworthy candles for this symbol", raised
+  by the live candle source and turned into a stage failure with its reason (``pipeline/common.py``);
+* :class:`CandleSource`: the read interface (``candles(symbol, bars)``);
+* :class:`BundledCandles`: the packaged BTCUSDT 1h sample (``tradingbot/datasets``), used where a
+  fixed series is wanted: ``Runtime.candles()`` for backtests and benchmarks, and ``tradingbot
+  serve``'s sample-alert price when no market price arrives. It is never offered as another
+  symbol's candles by the pipeline.
 """
 
 from __future__ import annotations
@@ -27,7 +38,8 @@ class CandleSource(Protocol):
 
 
 class BundledCandles:
-    """The packaged BTCUSDT 1h history, offered for every allow-listed symbol in local runs."""
+    """The packaged BTCUSDT 1h history (the offline sample; ``symbol`` is not looked at: callers ask
+    for BTC's series, the pipeline never reads this)."""
 
     def __init__(self) -> None:
         from tradingbot.domain.candles import bundled_path, load_candles
@@ -41,8 +53,3 @@ class BundledCandles:
 
     def last_price(self) -> float:
         return float(self._frame["close"].iloc[-1])
-
-
-# The local market is no longer one pinned price: `tradingbot serve` runs the live feed or the
-# labelled offline replay (tradingbot.entrypoints.local.market), which write the same Redis keys
-# as the feed on AWS.

@@ -76,6 +76,13 @@ class OrderRejected(ExchangeError, errors.PermanentError):  # noqa: N818
     reason = "order_rejected"
 
 
+class OrderGone(ExchangeError, errors.PermanentError):  # noqa: N818
+    """A cancel found no such OPEN order on the venue: it filled, was cancelled, or never existed.
+    The caller looks it up to learn which; nothing is on the book under that id either way."""
+
+    reason = "order_gone"
+
+
 class MissingCredentials(ExchangeError, errors.PermanentError):  # noqa: N818
     reason = "missing_credentials"
 
@@ -119,6 +126,16 @@ class ExchangeUnavailable(ExchangeError, errors.DependencyUnavailable):  # noqa:
     definitely_not_placed = False
 
 
+class ExchangeFailedNotPlaced(ExchangeError, errors.DependencyUnavailable):  # noqa: N818
+    """The venue answered that it failed the request without executing it, in words it documents
+    as "a failure API operation" (Binance USD-M's 503 "Service Unavailable." and "Internal error;
+    unable to process your request. Please try again.", general info, HTTP return codes): nothing
+    was placed, so the same request (the same client id) may be sent again. Transient."""
+
+    reason = "exchange_failed_not_placed"
+    definitely_not_placed = True
+
+
 # ------------------------------------------------------------------ domain types
 
 
@@ -157,7 +174,9 @@ class OrderResult:
     quantity: Decimal
     filled: Decimal = Decimal(0)
     average_price: Decimal | None = None
-    fee: Decimal = Decimal(0)
+    # None = not known yet (Binance's order answers carry no commission and its trade list can lag):
+    # stored as unknown, filled in by the accounting sync from the venue's trade list
+    fee: Decimal | None = Decimal(0)
     reduce_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:

@@ -67,6 +67,13 @@ ALT_75X = brackets([(10_000, "0.0065"), (50_000, "0.01"), (250_000, "0.02"), (1_
                     (float("inf"), "0.25")])  # fmt: skip
 
 
+# The backtester's one maintenance margin rate (a float: its compiled kernel works in floats): the
+# first BTCUSDT bracket of the snapshot above (0.4 % up to 50,000 USDT notional), so the backtester
+# and the paper venue liquidate a small BTC position at the same rate. The backtester has one rate,
+# not the brackets: a position's notional changes with equity, the bracket with it.
+FIRST_TIER_MMR: float = float(BTC_125X[0].mmr)
+
+
 def bracket_for(table: Sequence[Bracket], notional: Decimal) -> Bracket:
     for b in table:
         if notional <= b.cap:

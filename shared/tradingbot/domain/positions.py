@@ -122,7 +122,7 @@ def client_order_id(account_id: int, decision_id: str, leg: str) -> str:
 
     Fits both venues: Binance allows 36 of ``[.A-Z:/a-z0-9_-]``, OKX 32 alphanumerics."""
     digest = hashlib.sha256(f"{account_id}|{decision_id}|{leg}".encode()).hexdigest()
-    return f"tb{_LEG_CODE.get(leg, 'x')}{digest[:29]}"
+    return f"tb{_LEG_CODE.get(leg.split(':', 1)[0], 'x')}{digest[:29]}"  # "sl:0.01:49000:1" is a stop too
 
 
 def plan_action(action: Action, current: Position | None) -> tuple[list[tuple[LegName, Side]], str | None]:

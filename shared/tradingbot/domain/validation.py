@@ -27,11 +27,20 @@ class RiskState:
     kill_switch: str | None  # reason if engaged
     open_positions: int
     has_position_in_symbol: bool
+    # today's (UTC) realised PnL net of fees and funding, from the venue's records (the accounting
+    # sync: Binance userTrades / OKX fills / the paper ledger, funding from income / bills)
     realized_pnl_today: Decimal
     max_position_usd: Decimal
     max_leverage: int
     max_daily_loss_usd: Decimal
     max_open_positions: int
+    max_drawdown_pct: Decimal = Decimal(20)
+    # the equity series (balance snapshots of the accounting sync): its peak and its latest point;
+    # None = no snapshot yet
+    equity_peak: Decimal | None = None
+    equity_now: Decimal | None = None
+    # when the PnL and equity above were last synced from the venue (None: never)
+    accounting_synced_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,12 +131,18 @@ def rule_win_rate(v: ValidationInput, cfg: ValidationConfig) -> RuleResult:
     if not s.get("known"):
         return RuleResult("backtest_win_rate", "fail", f"strategy {s.get('name')!r} has no backtest (not registered)")
     rate = float(s.get("win_rate", 0.0))
+    # issue 18: the backtest ran with the account's promoted parameters when there are any; say which
+    params, source = s.get("params") or {}, s.get("params_source") or "defaults"
+    used = f" with {', '.join(f'{k}={v:g}' for k, v in params.items())} ({source})" if source != "defaults" else ""
     if s.get("trades", 0) == 0 or rate <= cfg.min_win_rate:
         return RuleResult(
             "backtest_win_rate", "fail",
-            f"{s.get('name')} backtested win rate {rate:.1%} over {s.get('trades')} trades <= {cfg.min_win_rate:.0%}",
+            f"{s.get('name')}{used} backtested win rate {rate:.1%} over {s.get('trades')} trades "
+            f"<= {cfg.min_win_rate:.0%}",
         )  # fmt: skip
-    return RuleResult("backtest_win_rate", "pass", f"{s.get('name')} win rate {rate:.1%} > {cfg.min_win_rate:.0%}")
+    return RuleResult(
+        "backtest_win_rate", "pass", f"{s.get('name')}{used} win rate {rate:.1%} > {cfg.min_win_rate:.0%}"
+    )
 
 
 def rule_reward_risk(v: ValidationInput, cfg: ValidationConfig) -> RuleResult:
@@ -185,16 +200,45 @@ def rule_open_positions(risk: RiskState) -> RuleResult:
     return RuleResult("max_open_positions", "pass", f"{risk.open_positions} open, limit {risk.max_open_positions}")
 
 
+def _plain(value: Decimal) -> str:
+    """100.000000000000000000 (a numeric(38, 18) column) as 100; 2.5 as 2.5."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _synced(risk: RiskState) -> str:
+    return f"venue records synced {risk.accounting_synced_at}" if risk.accounting_synced_at else "never synced"
+
+
 def rule_daily_loss(risk: RiskState) -> RuleResult:
+    """Today's (UTC) realised PnL net of fees and funding against the account's daily loss limit."""
     if -risk.realized_pnl_today >= risk.max_daily_loss_usd:
         return RuleResult(
             "max_daily_loss",
             "fail",
-            f"lost {-risk.realized_pnl_today:.2f} today >= limit {risk.max_daily_loss_usd} USDT",
+            f"lost {-risk.realized_pnl_today:.2f} USDT today (net of fees and funding; {_synced(risk)}) "
+            f">= limit {_plain(risk.max_daily_loss_usd)} USDT",
         )
     return RuleResult(
-        "max_daily_loss", "pass", f"today's PnL {risk.realized_pnl_today:.2f}, limit -{risk.max_daily_loss_usd} USDT"
+        "max_daily_loss",
+        "pass",
+        f"today's net PnL {risk.realized_pnl_today:.2f} USDT ({_synced(risk)}), "
+        f"limit -{_plain(risk.max_daily_loss_usd)} USDT",
     )
+
+
+def rule_max_drawdown(risk: RiskState) -> RuleResult:
+    """Peak-to-trough on the account's equity series: the latest equity against the highest seen."""
+    peak, now = risk.equity_peak, risk.equity_now
+    if peak is None or now is None:
+        return RuleResult("max_drawdown", "skip", "no equity recorded yet (the accounting sync has not run)")
+    if peak <= 0:
+        return RuleResult("max_drawdown", "fail", f"equity peak {peak:.2f} USDT is not positive")
+    pct = max(Decimal(0), (peak - now) / peak * 100)
+    where = f"equity {now:.2f} USDT is {pct:.2f} % below its peak {peak:.2f} USDT"
+    if pct >= risk.max_drawdown_pct:
+        return RuleResult("max_drawdown", "fail", f"{where} >= limit {_plain(risk.max_drawdown_pct)} %")
+    return RuleResult("max_drawdown", "pass", f"{where}, limit {_plain(risk.max_drawdown_pct)} %")
 
 
 def validate(v: ValidationInput, risk: RiskState, cfg: ValidationConfig) -> ValidationReport:
@@ -202,13 +246,14 @@ def validate(v: ValidationInput, risk: RiskState, cfg: ValidationConfig) -> Vali
     if v.direction == "flat":
         # closing only reduces risk: quality rules and entry limits do not apply
         skipped = ("ai_confidence", "lstm_agrees", "backtest_win_rate", "reward_risk", "price_deviation",
-                   "max_leverage", "max_position_notional", "max_open_positions", "max_daily_loss")  # fmt: skip
+                   "max_leverage", "max_position_notional", "max_open_positions", "max_daily_loss",
+                   "max_drawdown")  # fmt: skip
         rules += [RuleResult(name, "skip", "closing a position reduces risk") for name in skipped]
     else:
         rules += [
             rule_ai(v, cfg), rule_lstm(v, cfg), rule_win_rate(v, cfg), rule_reward_risk(v, cfg),
             rule_price_deviation(v, cfg), rule_leverage(v, risk), rule_notional(v, risk),
-            rule_open_positions(risk), rule_daily_loss(risk),
+            rule_open_positions(risk), rule_daily_loss(risk), rule_max_drawdown(risk),
         ]  # fmt: skip
     failed = [r for r in rules if r.verdict == "fail"]
     if failed:

@@ -32,7 +32,8 @@ log = logging.getLogger("tradingbot.adapters.exchange.paper_matcher")
 def run() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = with_secrets(get_settings())
-    engine = create_db_engine(database_url(settings.persistence))
+    # no pre-ping: the matcher uses its connection all the time and retries a dropped one (on_tick)
+    engine = create_db_engine(database_url(settings.persistence), pre_ping=False)
     cache = Cache.from_url(redis_url(settings.persistence), timeout_s=2.0)
 
     def sessions() -> AbstractContextManager[Session]:

@@ -151,6 +151,9 @@ class BacktestedStrategy(Contract):
     max_drawdown: float
     bars: int
     config: dict[str, float] | None = None  # stop_loss, take_profit (fractions), leverage, fee, slippage_bps
+    # issue 18: the parameters backtested (and signalled on): the account's promoted ones, else the defaults
+    params: dict[str, float] | None = None
+    params_source: str | None = None  # "promotion #12 (run #3)" or "defaults"
 
 
 class StrategiesResult(Contract):
@@ -294,11 +297,21 @@ class RecordRequest(Contract):
 
 
 class OptimiseRequest(BaseModel):
-    """The backtest worker's event: an item of a Map state, or an EventBridge schedule (whose envelope
-    keys are ignored; without ``strategy`` every strategy is optimised on a coarse grid)."""
+    """The optimisation worker's event (Lambda ``backtest``). ``action``:
+
+    * ``run`` (default; an EventBridge schedule's envelope keys are ignored): optimise ``strategy``
+      (or every strategy) on ``symbol`` / ``timeframe`` in one invocation; with ``store`` keep the
+      run, with ``promote`` also judge it for promotion for every enabled account;
+    * ``plan`` / ``fold`` / ``aggregate``: the three steps of statemachines/optimise.asl.json. ``plan``
+      writes one item per strategy x symbol x timeframe x fold (``strategies``, ``symbols``,
+      ``timeframes``) for the Distributed Map to read from S3; each ``fold`` item runs one fold and
+      writes its result; ``aggregate`` stores each complete run and promotes it.
+
+    ``folds`` 0: no walk-forward (a search on every bar: stored, never promoted)."""
 
     model_config = ConfigDict(extra="ignore")
 
+    action: Literal["run", "plan", "fold", "aggregate"] = "run"
     strategy: str | None = None
     grid: dict[str, list[Any]] | None = None
     top: int = 5
@@ -308,6 +321,20 @@ class OptimiseRequest(BaseModel):
     symbol: str = "BTCUSDT"
     timeframe: str = "1h"
     exchange: str = "binanceusdm"
+    method: Literal["grid", "genetic"] = "grid"
+    objectives: list[str] | None = None  # default: [sort_by]
+    folds: int = Field(default=4, ge=0, le=50)
+    window: Literal["rolling", "anchored"] = "rolling"
+    store: bool = False  # run: store the run in PostgreSQL (aggregate always stores)
+    promote: bool = False  # run / plan: also judge it for promotion per enabled account (implies store)
+    seed: int = 0
+    # plan: the fan-out's axes (the EventBridge schedule passes them)
+    strategies: list[str] | None = None
+    symbols: list[str] | None = None
+    timeframes: list[str] | None = None
+    # fold / aggregate: which run (the execution's name) and which fold (== folds: the latest window)
+    run_key: str | None = None
+    fold: int | None = None
 
 
 def state_json_schema() -> dict[str, Any]:

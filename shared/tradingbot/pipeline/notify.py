@@ -18,7 +18,15 @@ log = logging.getLogger(__name__)
 def notify_stage(rt: Runtime, state: PipelineState) -> NotifyResult:
     alert = state.alert
     status = state.execution.status if state.execution is not None else "no order"
-    return send(rt, f"{alert.strategy} {alert.action} {alert.symbol} @ {alert.price}: {status}")
+    result = send(rt, f"{alert.strategy} {alert.action} {alert.symbol} @ {alert.price}: {status}")
+    # issue 17: the account's owner gets the fills (price, quantity) or the error on its own chats
+    from tradingbot.pipeline.notifications import execution_text, to_owner
+
+    try:
+        to_owner(rt, state.account_id, execution_text(state))
+    except Exception as exc:  # a notification never fails the trade it reports
+        log.warning("owner notification failed: %s", type(exc).__name__)
+    return result
 
 
 def notify_alarms(rt: Runtime, records: list[dict[str, Any]]) -> AlarmsResult:

@@ -44,7 +44,8 @@ rely on the venue to refuse a duplicate, and an order whose outcome is unknown i
 2. Order rows are written ``pending`` (= never sent) before anything is sent.
 3. ``pending -> submitted`` is a compare-and-set under the row lock (SELECT ... FOR UPDATE),
    committed BEFORE the first send: only the attempt that made it sends, and it sends again only
-   after a refusal the venue documents as "not processed" (HTTP 429/418). A row found
+   after an answer the venue documents as "not processed" (HTTP 429/418; Binance's 503 "Service
+   Unavailable." / "Internal error; ... Please try again.": ExchangeFailedNotPlaced). A row found
    ``submitted`` by a later attempt is never sent again: it is looked up.
 4. Outcome unknown (timeout, 5xx, DDoSProtection, BadResponse, Binance -1007 "Send status unknown;
    execution status unknown.", OKX 50004) -> look the order up by client id (a few times, with
@@ -59,7 +60,14 @@ rely on the venue to refuse a duplicate, and an order whose outcome is unknown i
    symbol where another decision's order is still ``pending``/``submitted`` (its outcome, hence the
    position, is unknown). The Redis lease is authoritative for the order of planning.
 6. The execution record is never overwritten once final, and is never final while a leg is
-   ``pending``/``submitted``.
+   ``pending``/``submitted``; :func:`settle_pending` (run by reconcile) makes it final once
+   reconcile has resolved its legs.
+7. Protective orders follow the position (:mod:`tradingbot.pipeline.protection`): before a plan,
+   a flat symbol's leftover stops and targets are cancelled; after the legs, on the venue's fresh
+   position, the stop and target are placed for what the position holds (a partial fill: its
+   filled size), and every other live protective order on the symbol is cancelled (the old side
+   after a reverse, all of them after a flat). The report's ``protection`` keeps the decision's
+   trigger prices, so reconcile can place them later for a leg it resolves.
 
 Time: every venue call and sleep starts only if it can end inside ``RetryPolicy.budget_s``
 (each call costs at most ``request_timeout_s`` per HTTP request); see
@@ -85,9 +93,11 @@ from tradingbot.adapters.crypto import EnvelopeCipher
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.errors import DuplicateClientOrderId
+from tradingbot.adapters.persistence.models import Execution, OrderEvent
 from tradingbot.domain.exchange import (
     Exchange,
     ExchangeError,
+    ExchangeFailedNotPlaced,
     ExchangeUnavailable,
     MissingCredentials,
     OrderRequest,
@@ -114,6 +124,9 @@ from tradingbot.domain.positions import (
     size_quantity,
     target_side,
 )
+from tradingbot.pipeline import kill_switch
+from tradingbot.pipeline.protection import Protection, follow_position, position_owner
+from tradingbot.settings import ExchangeSection
 
 log = logging.getLogger(__name__)
 
@@ -266,13 +279,16 @@ class ExecutionReport:
     orders: list[LegReport] = field(default_factory=list)
     position: dict[str, str] | None = None
     warnings: list[str] = field(default_factory=list)
+    # the decision's trigger prices ({"stop_loss": "49000" | None, "take_profit": ...}): what reconcile
+    # places for the position this decision opened when the execution ended before it could
+    protection: dict[str, str | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status, "reason": self.reason, "decision_id": self.decision_id,
             "account_id": self.account_id, "exchange": self.exchange, "symbol": self.symbol,
             "action": self.action, "orders": [o.to_dict() for o in self.orders], "position": self.position,
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings), "protection": self.protection,
         }  # fmt: skip
 
 
@@ -434,7 +450,8 @@ class OrderPlacer:
                 delta = result.filled - repo.filled_quantity(s, order.id)
                 if delta > 0:
                     # one row per cumulative fill level: idempotent however often it is observed
-                    share = result.fee * delta / result.filled if result.filled else Decimal(0)
+                    # fee None = not known yet (issue 15 accounting): stored NULL, the sync writes the venue's
+                    share = None if result.fee is None else result.fee * delta / result.filled
                     repo.record_fill(
                         s, order_id=order.id, exchange_fill_id=f"{result.exchange_order_id}:{result.filled}",
                         price=result.average_price, quantity=delta, fee=share,
@@ -462,6 +479,24 @@ class OrderPlacer:
             return self._resolve(report, request, "sent by an earlier attempt")
         return self._send(report, request)
 
+    def resend_unplaced(self, leg: str, request: OrderRequest, *, why: str) -> LegReport:
+        """Send a ``submitted`` leg again under its SAME client id, for reconcile only, once it is
+        proven never placed: not found by client id nor in the venue's trade list after the venue's
+        read side has had ``unknown_grace_s`` to catch up (the crash between commit and send, an
+        unknown answer to a request that never reached the book). The row's ``updated_at`` is
+        moved first (committed before the send), so the next proof waits a full grace again; if
+        the order is open after all, the venue refuses the id as a duplicate (Binance -4116 "unique
+        among open orders", OKX 51016) and it is looked up instead."""
+        cid = request.client_order_id
+        with self._sessions() as s:
+            order = repo.order_by_client_id(s, cid)
+            if order is None or order.status != "submitted":
+                return self._from_row(LegReport(leg, cid, request.side, request.type, request.quantity, "pending"))
+            order.updated_at = dt.datetime.now(dt.UTC)
+            detail = {"via": "reconcile: resend", "reason": "never_placed", "message": why}
+            s.add(OrderEvent(order_id=order.id, from_status="submitted", to_status="submitted", detail=detail))
+        return self._send(LegReport(leg, cid, request.side, request.type, request.quantity, "submitted"), request)
+
     def _send(self, report: LegReport, request: OrderRequest) -> LegReport:
         last: ExchangeError | None = None
         for attempt in range(self._policy.max_sends):
@@ -471,6 +506,14 @@ class OrderPlacer:
                 last = exc
                 if not self._wait(exc, attempt, self._policy.request_timeout_s * 2):
                     break
+                continue
+            except ExchangeFailedNotPlaced as exc:  # the venue's documented "failure, not executed": resend
+                last = exc
+                if attempt + 1 >= self._policy.max_sends or not self._pause(
+                    self._policy.backoff(attempt), self._policy.request_timeout_s * 2
+                ):
+                    break
+                log.warning("order send %d: %s; sending again (same client id)", attempt + 1, exc.reason)
                 continue
             except BudgetExhausted as exc:
                 return self._not_sent(report, last, str(exc))
@@ -495,7 +538,7 @@ class OrderPlacer:
                 found = self._exchange.fetch_order_by_client_id(request.symbol, cid, conditional=conditional)
             except BudgetExhausted:
                 break
-            except (RateLimited, ExchangeUnavailable) as exc:
+            except (RateLimited, ExchangeUnavailable, ExchangeFailedNotPlaced) as exc:
                 last = _reason(exc)
                 continue
             except ExchangeError as exc:
@@ -562,6 +605,20 @@ class OrderPlacer:
         report.filled = result.filled
         report.average_price = result.average_price
         return report
+
+    def leg_from_row(self, report: LegReport) -> LegReport:
+        """``report`` refreshed from its stored row (status, fills, exchange id, reason); unchanged
+        when there is no row."""
+        with self._sessions() as s:
+            order = repo.order_by_client_id(s, report.client_order_id)
+            if order is None:
+                return report
+            report.side, report.type, report.quantity = order.side, order.type, Decimal(order.quantity)
+            if order.status in _UNRESOLVED:
+                report.status = order.status
+                return report
+        report.reason = None
+        return self._from_row(report)
 
     def _from_row(self, report: LegReport) -> LegReport:
         with self._sessions() as s:
@@ -686,6 +743,7 @@ def _execute(
     report.exchange = account.exchange
     if not account.enabled:
         raise InvalidIntent(f"account: {account.name!r} is disabled")
+    kill_switch.check(session_factory, cache, account.id)  # durable (PostgreSQL) or Redis: either engaged refuses
     cache.order_gate(account.id)  # kill switch, order rate; refuses when Redis is unreachable
     exchange = cast(Exchange, _Budgeted(exchange_factory(account), deadline, policy.request_timeout_s))
     info = exchange.market(intent.symbol)
@@ -711,9 +769,13 @@ def _place_decision(
 ) -> None:
     placer = OrderPlacer(session_factory, exchange, account.id, policy, sleep, deadline)
     cids = {leg: client_order_id(account.id, intent.decision_id, leg) for leg in ("close", "open", "sl", "tp")}
+    report.protection = {
+        "stop_loss": None if intent.stop_loss is None else str(intent.stop_loss),
+        "take_profit": None if intent.take_profit is None else str(intent.take_profit),
+    }
     legs = _resume(session_factory, cids)
     if not legs:
-        legs, reason = _plan(exchange, account, intent, symbol)
+        legs, reason = _plan(session_factory, placer, exchange, account, intent, symbol, report)
         if not legs:
             report.status, report.reason = "no_op", reason
             return
@@ -727,9 +789,9 @@ def _place_decision(
         report.orders.append(result)
         if result.status != "filled":
             break  # a close that did not fully fill must not be followed by the opposite open
-    _protect(placer, exchange, intent, report, cids)
+    positions = _follow(session_factory, placer, exchange, account, intent, report, symbol)
     report.status, report.reason = _overall(report)
-    report.position = _sync_position(session_factory, exchange, account.id, symbol, report)
+    report.position = _sync_position(session_factory, account.id, symbol, positions)
 
 
 def _resume(session_factory: SessionFactory, cids: dict[str, str]) -> list[PlannedLeg]:
@@ -745,12 +807,25 @@ def _resume(session_factory: SessionFactory, cids: dict[str, str]) -> list[Plann
 
 
 def _plan(
-    exchange: Exchange, account: AccountSettings, intent: TradeIntent, symbol: str
+    session_factory: SessionFactory,
+    placer: OrderPlacer,
+    exchange: Exchange,
+    account: AccountSettings,
+    intent: TradeIntent,
+    symbol: str,
+    report: ExecutionReport,
 ) -> tuple[list[PlannedLeg], str | None]:
     if _supports(exchange, VenueAccountChecks):
         cast(VenueAccountChecks, exchange).check_position_mode()  # hedge mode: refused before anything is sent
     positions = exchange.fetch_positions([symbol])
     current = next((p for p in positions if p.symbol == symbol), None)
+    if current is None:
+        # a flat symbol's leftover stop/target (a leg fired, a manual close) must not meet the new
+        # position: cancelled before anything else is sent
+        for a in follow_position(session_factory, exchange, account.id, symbol, placer=placer, position=None,
+                                 owner=None):  # fmt: skip
+            if not a.done:
+                report.warnings.append(f"protection {a.kind} {a.key}: {a.detail}")
     sides, reason = plan_action(intent.action, current)
     legs: list[PlannedLeg] = []
     for leg, side in sides:
@@ -777,35 +852,41 @@ def _request(symbol: str, cid: str, leg: PlannedLeg) -> OrderRequest:
     return OrderRequest(symbol, leg.side, leg.type, leg.quantity, cid, None, leg.trigger_price, leg.reduce_only)
 
 
-def _protect(
+def _follow(
+    session_factory: SessionFactory,
     placer: OrderPlacer,
     exchange: Exchange,
+    account: AccountSettings,
     intent: TradeIntent,
     report: ExecutionReport,
-    cids: dict[str, str],
-) -> None:
-    """Stop-loss and take-profit for what the open leg filled: reduce-only conditional orders."""
+    symbol: str,
+) -> list[Position] | None:
+    """Protective orders for the position the legs left (module doc, 7); the fresh positions, or
+    None when the venue could not be read (then nothing is placed or cancelled: reconcile will)."""
+    try:
+        positions = exchange.fetch_positions([symbol])
+    except (ExchangeError, BudgetExhausted) as exc:
+        report.warnings.append(f"position not refreshed, protective orders not checked: {exc}")
+        return None
+    if any(o.status in _UNRESOLVED for o in report.orders if o.leg in ("close", "open")):
+        return positions  # the position is not known until the leg is: reconcile protects it once resolved
+    position = next((p for p in positions if p.symbol == symbol), None)
     opened = next((o for o in report.orders if o.leg == "open" and o.filled > 0), None)
-    if opened is None:
-        return
-    close_side = "sell" if opened.side == "buy" else "buy"
-    wanted: list[PlannedLeg] = []
-    for name, price, otype in (
-        ("sl", intent.stop_loss, "stop_market"),
-        ("tp", intent.take_profit, "take_profit_market"),
-    ):
-        if price is not None:
-            trigger = exchange.price_to_precision(report.symbol, price)
-            wanted.append(PlannedLeg(name, close_side, otype, opened.filled, True, trigger))  # type: ignore[arg-type]
-    if not wanted:
-        return
-    requests = [_request(report.symbol, cids[leg.leg], leg) for leg in wanted]
-    placer.write_rows([(r, intent.decision_row_id) for r in requests])
-    for leg, request in zip(wanted, requests, strict=True):
-        result = placer.place(leg.leg, request)
-        report.orders.append(result)
-        if result.status not in ("open", "filled"):
-            report.warnings.append(f"{leg.leg}: protective order not confirmed ({result.status}: {result.reason})")
+    if opened is not None:
+        owner: Protection | None = Protection(
+            intent.decision_id, "long" if opened.side == "buy" else "short", intent.stop_loss, intent.take_profit,
+            intent.decision_row_id,
+        )  # fmt: skip
+    else:  # a close that left part of the position: the opening decision's protection, resized
+        owner = position_owner(session_factory, account.id, symbol) if position is not None else None
+    actions = follow_position(
+        session_factory, exchange, account.id, symbol, placer=placer, position=position, owner=owner,
+        on_placed=lambda _leg, leg_report: report.orders.append(leg_report),
+    )  # fmt: skip
+    for a in actions:
+        if a.kind in ("error", "unprotected") or not a.done:
+            report.warnings.append(f"protection {a.kind} {a.key}: {a.detail}")
+    return positions
 
 
 def _overall(report: ExecutionReport) -> tuple[ExecutionStatus, str | None]:
@@ -828,12 +909,9 @@ def _overall(report: ExecutionReport) -> tuple[ExecutionStatus, str | None]:
 
 
 def _sync_position(
-    session_factory: SessionFactory, exchange: Exchange, account_id: int, symbol: str, report: ExecutionReport
+    session_factory: SessionFactory, account_id: int, symbol: str, positions: list[Position] | None
 ) -> dict[str, str] | None:
-    try:
-        positions = exchange.fetch_positions([symbol])
-    except (ExchangeError, BudgetExhausted) as exc:
-        report.warnings.append(f"position not refreshed: {exc}")
+    if positions is None:
         return None
     with session_factory() as s:
         repo.sync_positions(s, account_id, positions, symbols=[symbol])
@@ -861,8 +939,44 @@ def _report_from_dict(doc: dict[str, Any]) -> ExecutionReport:
     return ExecutionReport(
         status=doc["status"], decision_id=doc["decision_id"], account_id=doc["account_id"], symbol=doc["symbol"],
         action=doc["action"], exchange=doc.get("exchange"), reason=doc.get("reason"), orders=orders,
-        position=doc.get("position"), warnings=list(doc.get("warnings") or []),
+        position=doc.get("position"), warnings=list(doc.get("warnings") or []), protection=doc.get("protection"),
     )  # fmt: skip
+
+
+# ====================================================================== settling after reconcile
+
+
+def settle_pending(session_factory: SessionFactory, exchange: Exchange, account_id: int) -> list[ExecutionReport]:
+    """Make final the ``pending`` executions whose legs are all resolved now (reconcile found
+    them, or marked them failed): each leg as its row says, the decision's protective orders added,
+    the outcome by the same rule as the order service's (:func:`_overall`). Returns the reports it
+    stored; an execution with a leg still unknown, or without any order (its Step Functions retry
+    resumes it), stays ``pending``. Nothing is sent."""
+    with session_factory() as s:
+        pending: list[Execution] = repo.executions_in_status(s, account_id, ["pending"])
+        docs = [dict(e.report) for e in pending]
+    settled = []
+    for doc in docs:
+        report = _report_from_dict(doc)
+        if not any(o.leg in ("close", "open") for o in report.orders):
+            continue
+        placer = OrderPlacer(session_factory, exchange, account_id, RetryPolicy())
+        known = {o.client_order_id for o in report.orders}
+        legs = [placer.leg_from_row(o) for o in report.orders]
+        for leg in ("sl", "tp"):
+            cid = client_order_id(account_id, report.decision_id, leg)
+            if cid not in known:
+                row = placer.leg_from_row(LegReport(leg, cid, "", "", Decimal(0), "pending"))
+                if row.side:  # the row exists (reconcile placed it)
+                    legs.append(row)
+        report.orders = legs
+        status, reason = _overall(report)
+        if status == "pending":
+            continue
+        report.status, report.reason = status, reason
+        report.warnings.append("settled by reconcile")
+        settled.append(_store(session_factory, report))
+    return settled
 
 
 # ====================================================================== exchange construction
@@ -873,12 +987,13 @@ def default_exchange_factory(
     cache: Cache,
     cipher: EnvelopeCipher,
     *,
-    api_urls: dict[str, dict[str, str]] | None = None,
+    endpoints: ExchangeSection | None = None,
     timeout_ms: int = 5_000,
     reuse_clients: bool = True,
 ) -> ExchangeFactory:
-    """Paper accounts get the paper exchange; live ones a ccxt client with their decrypted keys
-    (``api_urls`` per venue points a client at a local server; None in production).
+    """Paper accounts get the paper exchange; live ones a ccxt client with their decrypted keys, on
+    the account's REST base URL: its ``venue_urls["rest"]`` if set, else ``endpoints`` (the
+    ``EXCHANGE_*`` settings: the venues' production / demo hosts by default).
 
     Create the factory once per cold start: with ``reuse_clients`` a warm Lambda keeps each
     account's client and its loaded markets (one exchangeInfo call per container, not per order);
@@ -886,12 +1001,18 @@ def default_exchange_factory(
     from tradingbot.adapters.exchange.ccxt_adapter import CcxtExchange, VenueId
     from tradingbot.adapters.exchange.paper import PaperExchange
 
-    clients: dict[tuple[int, str, bool, str], Exchange] = {}
+    clients: dict[tuple[int, str, bool, str, str], Exchange] = {}
+    defaults = endpoints or ExchangeSection()
 
     def build(account: AccountSettings) -> Exchange:
         if account.exchange == "paper":
             return PaperExchange(session_factory, cache, account.id)
-        key = (account.id, account.exchange, account.testnet, account.margin_mode)
+        venue: VenueId = "okx" if account.exchange == "okx" else "binanceusdm"
+        with session_factory() as s:
+            row = repo.account_by_id(s, account.id)
+            overrides = dict(row.venue_urls or {}) if row is not None else {}
+        rest_url = overrides.get("rest") or defaults.rest_url(venue, testnet=account.testnet)
+        key = (account.id, account.exchange, account.testnet, account.margin_mode, rest_url)
         if reuse_clients and key in clients:
             return clients[key]
         with session_factory() as s:
@@ -902,10 +1023,9 @@ def default_exchange_factory(
                 f"account {account.name!r} ({account.exchange}) has no API keys; store them with "
                 f"`tradingbot keys set --account {account.name}`"
             )
-        venue: VenueId = "okx" if account.exchange == "okx" else "binanceusdm"
         client = CcxtExchange(
-            venue, creds, testnet=account.testnet, timeout_ms=timeout_ms,
-            api_urls=(api_urls or {}).get(venue), margin_mode=account.margin_mode,
+            venue, creds, testnet=account.testnet, timeout_ms=timeout_ms, rest_url=rest_url,
+            margin_mode=account.margin_mode,
         )  # fmt: skip
         clients[key] = client
         return client

@@ -12,27 +12,61 @@ Drift it finds (and what ``fix`` does about it):
   the order service uses: by client id, then in the venue's trade list since it was submitted
   (:func:`~tradingbot.pipeline.order_service.find_in_trades`) -> the venue's state and fill. Not
   found by either: younger than ``unknown_grace_s`` it stays (the venue's read side can lag; the
-  drift says "unresolved"), older -> ``failed`` (it never reached the venue). Nothing is ever
-  sent from here;
+  drift says "unresolved"), older it is proven never placed: an entry (not reduce-only, not a stop
+  or target) is SENT AGAIN under its same client id when a ``cache`` is given (the kill switch and
+  the order gate are checked first; engaged -> ``failed``), anything else -> ``failed``;
 * an ``open``/``partially_filled`` order the venue no longer knows -> ``canceled``;
 * a stored position whose side or size differs from the venue's (a stop fired, a manual trade)
-  -> the stored positions are rewritten from the venue's.
+  -> the stored positions are rewritten from the venue's;
+* protective orders (:mod:`tradingbot.pipeline.protection`), per symbol with a venue position or a
+  live stop/target of ours: a missing stop or target of the position's opening decision (never
+  placed because the entry's outcome was unknown, cancelled on the venue, or sized for an earlier
+  fill) -> placed (resized: the new one first, then the old one cancelled); one whose position is
+  gone, whose sibling fired, or that is for the other side or another size -> cancelled. A symbol
+  whose entry is still unresolved is left alone ("protection" drift, not fixed). A position no
+  decision of ours opened, or whose placement the venue refused, is reported ("unprotected"), never
+  given invented prices;
+* a ``pending`` execution whose legs are all resolved now -> stored final
+  (:func:`~tradingbot.pipeline.order_service.settle_pending`).
 
-The venue is the truth for orders and positions; the database is the truth for what we intended.
+Only protective orders, and entries proven never placed, are ever sent from here, and only with
+``fix``. The venue is the truth for orders and positions; the database is the truth for what we intended.
+
+:func:`reconcile_accounts` runs every enabled account (the scheduled Lambda, ``tradingbot serve``'s
+:class:`ReconcileLoop`); :func:`drift_counts` is what the drift metric and alarm count.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from tradingbot import errors
+from tradingbot.adapters.cache import Cache, TradingHalted
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.models import Position as StoredPosition
-from tradingbot.domain.exchange import Exchange, ExchangeError, Position
-from tradingbot.pipeline.order_service import OrderPlacer, RetryPolicy, find_in_trades
+from tradingbot.domain.exchange import Exchange, ExchangeError, OrderRequest, Position
+from tradingbot.pipeline import kill_switch
+from tradingbot.pipeline.accounting import sync_account
+from tradingbot.pipeline.execute import exchange_factories
+from tradingbot.pipeline.order_service import (
+    ExchangeFactory,
+    OrderPlacer,
+    RetryPolicy,
+    find_in_trades,
+    load_account,
+    settle_pending,
+)
+from tradingbot.pipeline.protection import follow_position, live_protective_symbols, position_owner
+from tradingbot.pipeline.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 LIVE = ("pending", "submitted", "open", "partially_filled")
 _CONDITIONAL = ("stop_market", "take_profit_market")
@@ -40,7 +74,9 @@ _CONDITIONAL = ("stop_market", "take_profit_market")
 
 @dataclass
 class Drift:
-    kind: str  # "order" | "position" | "unchecked" | "unresolved" (an unknown outcome not resolvable yet)
+    # "order" | "position" | "protection" | "execution" | "unchecked" | "unresolved" (an unknown
+    # outcome not resolvable yet)
+    kind: str
     key: str  # client order id or symbol
     stored: str
     exchange: str
@@ -55,6 +91,8 @@ class ReconcileReport:
     orders_checked: int = 0
     positions_checked: int = 0
     drifts: list[Drift] = field(default_factory=list)
+    # the accounting pass (pipeline/accounting.py): trades, fees, funding, equity from the venue
+    accounting: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**{k: v for k, v in asdict(self).items() if k != "drifts"}, "drifts": [asdict(d) for d in self.drifts]}
@@ -68,17 +106,70 @@ def reconcile_account(
     fix: bool = False,
     pending_grace_s: float = 60.0,
     unknown_grace_s: float = 900.0,
+    cache: Cache | None = None,
 ) -> ReconcileReport:
     """``unknown_grace_s``: how long a sent order may stay invisible to both lookups before it is
-    taken as never placed (Binance's order queries have been reported to lag by minutes)."""
+    taken as never placed (Binance's order queries have been reported to lag by minutes); then, with
+    ``fix`` and a ``cache`` (kill switch, order gate), an entry is sent again under its client id.
+    ``pending_grace_s``: how old a never-sent row must be to be failed, and a stop / target of
+    unknown outcome to be replaced (the position is not left unprotected for ``unknown_grace_s``)."""
     report = ReconcileReport(account_id, fix)
-    _orders(session_factory, exchange, report, pending_grace_s, unknown_grace_s)
-    _positions(session_factory, exchange, report)
+    _orders(session_factory, exchange, report, pending_grace_s, unknown_grace_s, cache)
+    live = _positions(session_factory, exchange, report)
+    if live is not None:
+        _protection(session_factory, exchange, report, live, replace_unknown_after_s=pending_grace_s)
+    if fix:
+        for settled in settle_pending(session_factory, exchange, account_id):
+            report.drifts.append(
+                Drift("execution", settled.decision_id, "pending", settled.status, f"store {settled.status}", True)
+            )
+    report.accounting = sync_account(session_factory, exchange, account_id).to_dict()  # issue 15: accounting
     return report
 
 
+def _protection(
+    session_factory: SessionFactory,
+    exchange: Exchange,
+    report: ReconcileReport,
+    live: list[Position],
+    *,
+    replace_unknown_after_s: float,
+) -> None:
+    venue = {p.symbol: p for p in live}
+    placer = OrderPlacer(session_factory, exchange, report.account_id, RetryPolicy())
+    for symbol in sorted(set(venue) | live_protective_symbols(session_factory, report.account_id)):
+        position = venue.get(symbol)
+        with session_factory() as s:
+            waiting = repo.unresolved_orders(s, report.account_id, symbol)
+        if waiting:
+            report.drifts.append(Drift(
+                "protection", symbol, _describe(position), f"entry {waiting[0]} unresolved",
+                "none yet: protective orders are checked once the entry's outcome is known",
+            ))  # fmt: skip
+            continue
+        owner = position_owner(session_factory, report.account_id, symbol) if position is not None else None
+        try:
+            actions = follow_position(
+                session_factory, exchange, report.account_id, symbol, placer=placer, position=position, owner=owner,
+                fix=report.fix, replace_unknown_after_s=replace_unknown_after_s,
+            )  # fmt: skip
+        except (ExchangeError, errors.TransientError) as exc:
+            report.drifts.append(
+                Drift("unchecked", symbol, "", f"protective orders not checked: {exc}", "run again later")
+            )
+            continue
+        for a in actions:
+            fixed = a.done and a.kind in ("place", "cancel")
+            report.drifts.append(Drift("protection", a.key, a.kind, _describe(position), a.detail, fixed))
+
+
 def _orders(
-    session_factory: SessionFactory, exchange: Exchange, report: ReconcileReport, grace_s: float, unknown_grace_s: float
+    session_factory: SessionFactory,
+    exchange: Exchange,
+    report: ReconcileReport,
+    grace_s: float,
+    unknown_grace_s: float,
+    cache: Cache | None = None,
 ) -> None:
     with session_factory() as s:
         rows = repo.orders_in_status(s, report.account_id, LIVE)
@@ -120,39 +211,74 @@ def _orders(
                     )
                 )  # fmt: skip
                 continue
+            if report.fix and cache is not None and row.type not in _CONDITIONAL and not row.reduce_only:
+                report.drifts.append(_resend(session_factory, cache, placer, report.account_id, row, age))
+                continue
             drift = Drift(
                 "order", cid, status, f"not found by client id nor in the trade list after {age:.0f} s",
                 "mark failed (never reached the exchange)",
             )  # fmt: skip
             if report.fix:
-                _transition(session_factory, cid, "failed", "not found by client id nor in the trade list")
+                _transition(
+                    session_factory, cid, "failed",
+                    f"never placed: not found by client id nor in {exchange.name}'s trade list {age:.0f} s after "
+                    f"it was submitted (more than the {unknown_grace_s:.0f} s the venue's read side may lag)",
+                    code="never_placed",
+                )  # fmt: skip
                 drift.fixed = True
         elif status == "pending":
             if (now - row.created_at).total_seconds() < grace_s:
                 continue  # may still be in flight
             drift = Drift("order", cid, status, "unknown to the exchange", "mark failed (never sent)")
             if report.fix:
-                _transition(session_factory, cid, "failed", "never reached the exchange")
+                _transition(session_factory, cid, "failed", f"never sent: still pending after {grace_s:.0f} s and "
+                            f"unknown to {exchange.name}", code="never_sent")  # fmt: skip
                 drift.fixed = True
         else:
             drift = Drift("order", cid, status, "unknown to the exchange", "mark canceled")
             if report.fix:
-                _transition(session_factory, cid, "canceled", "the exchange no longer knows this order")
+                _transition(session_factory, cid, "canceled", "the exchange no longer knows this order", code="gone")
                 drift.fixed = True
         report.drifts.append(drift)
 
 
-def _transition(session_factory: SessionFactory, cid: str, target: str, why: str) -> None:
+def _resend(
+    session_factory: SessionFactory, cache: Cache, placer: OrderPlacer, account_id: int, row: Any, age: float
+) -> Drift:
+    """An entry proven never placed (see the module docstring): sent again under its client id,
+    unless the kill switch or the order gate refuses now (then ``failed``, with that reason)."""
+    cid = row.client_order_id
+    found = f"not found by client id nor in the trade list after {age:.0f} s"
+    try:
+        kill_switch.check(session_factory, cache, account_id)
+        cache.order_gate(account_id)
+    except TradingHalted as exc:
+        _transition(session_factory, cid, "failed", f"never placed ({found}); not sent again: {exc}",
+                    code="trading_halted")  # fmt: skip
+        return Drift("order", cid, "submitted", found, f"mark failed (not sent again: {exc})", True)
+    request = OrderRequest(
+        symbol=row.symbol, side=row.side, type=row.type, quantity=row.quantity, client_order_id=cid,
+        price=row.price if row.type == "limit" else None, reduce_only=row.reduce_only,
+    )  # fmt: skip
+    leg = placer.resend_unplaced("open", request, why=f"{found}: never placed; sent again under its client id")
+    log.warning("reconcile: %s %s; sent again under its client id: %s", cid, found, leg.status)
+    return Drift("order", cid, "submitted", found, f"sent again under its client id: {leg.status} {leg.reason or ''}",
+                 leg.status != "submitted")  # fmt: skip
+
+
+def _transition(session_factory: SessionFactory, cid: str, target: str, why: str, *, code: str = "reconcile") -> None:
+    """``code``: the stable reason code stored with the event; ``why``: its message (the stored
+    execution's reason reads ``<leg>: <code>: <why>``)."""
     with session_factory() as s:
-        repo.transition_order(s, cid, target, detail={"via": "reconcile", "reason": why})
+        repo.transition_order(s, cid, target, detail={"via": "reconcile", "reason": code, "message": why})
 
 
-def _positions(session_factory: SessionFactory, exchange: Exchange, report: ReconcileReport) -> None:
+def _positions(session_factory: SessionFactory, exchange: Exchange, report: ReconcileReport) -> list[Position] | None:
     try:
         live = exchange.fetch_positions()
     except ExchangeError as exc:
         report.drifts.append(Drift("unchecked", "positions", "", f"fetch failed: {exc}", "run again later"))
-        return
+        return None
     with session_factory() as s:
         stored = {p.symbol: p for p in repo.open_positions(s, report.account_id, lock=True)}
         venue = {p.symbol: p for p in live}
@@ -173,6 +299,7 @@ def _positions(session_factory: SessionFactory, exchange: Exchange, report: Reco
             )
         if report.fix:
             repo.sync_positions(s, report.account_id, live)
+    return live
 
 
 def _describe_stored(p: StoredPosition | None) -> str:
@@ -185,3 +312,112 @@ def _describe_stored(p: StoredPosition | None) -> str:
 
 def _describe(p: Position | None) -> str:
     return "flat" if p is None else f"{p.side} {p.quantity.normalize():f} @ {p.entry_price.normalize():f}"
+
+
+# ====================================================================== on a schedule
+
+
+def drift_counts(reports: list[ReconcileReport]) -> tuple[int, int]:
+    """(drift found, drift left unfixed) over ``reports``: the ``ReconcileDrift`` and
+    ``ReconcileDriftUnfixed`` metrics (the alarm watches the second)."""
+    found = sum(len(r.drifts) for r in reports)
+    return found, sum(1 for r in reports for d in r.drifts if not d.fixed)
+
+
+def reconcile_accounts(
+    session_factory: SessionFactory,
+    exchange_factory: ExchangeFactory,
+    *,
+    fix: bool = True,
+    account_ids: list[int] | None = None,
+    unknown_grace_s: float = 900.0,
+    cache: Cache | None = None,
+) -> list[ReconcileReport]:
+    """One reconcile pass over every enabled account (or ``account_ids``). An account whose venue
+    or keys fail gets a report with one ``unchecked`` drift; the others still run. ``cache``: lets
+    the pass resend an entry proven never placed (see :func:`reconcile_account`)."""
+    with session_factory() as s:
+        ids = account_ids if account_ids is not None else [a.id for a in repo.account_refs(s, None)]
+    reports = []
+    for account_id in ids:
+        account = load_account(session_factory, account_id)
+        if account is None or not account.enabled:
+            continue
+        try:
+            exchange = exchange_factory(account)
+            reports.append(reconcile_account(session_factory, exchange, account_id, fix=fix,
+                                             unknown_grace_s=unknown_grace_s, cache=cache))  # fmt: skip
+        except errors.TradingBotError as exc:  # keys missing, the venue or the database unavailable
+            failed = ReconcileReport(account_id, fix)
+            failed.drifts.append(Drift("unchecked", f"account {account_id}", "", f"{exc}", "run again later"))
+            reports.append(failed)
+    return reports
+
+
+#: the pass lease's TTL: longer than the reconcile Lambda's timeout (cdk functions.py "reconcile": 120 s),
+#: so two overlapping passes (a slow one and the next minute's) never reconcile at the same time
+PASS_LEASE_TTL_S = 150
+
+
+def scheduled_pass(rt: Runtime) -> list[ReconcileReport] | None:
+    """One scheduled pass over every enabled account with the ``EXCHANGE_RECONCILE_*`` settings:
+    what the reconcile Lambda runs every minute and ``tradingbot serve``'s :class:`ReconcileLoop`
+    runs locally. None when another pass holds the ``reconcile:pass`` lease (or Redis cannot say):
+    the next minute's pass runs instead, never two at once."""
+    cfg = rt.config.exchange
+    cache = rt.cache()
+    lease = cache.acquire_lease("reconcile:pass", PASS_LEASE_TTL_S)
+    if lease is None:
+        log.warning("reconcile: another pass holds the lease (or Redis is unreachable); skipped")
+        return None
+    try:
+        sessions, exchanges = exchange_factories(rt)
+        return reconcile_accounts(
+            sessions, exchanges, fix=cfg.reconcile_fix, unknown_grace_s=cfg.reconcile_unknown_grace_s,
+            cache=cache if cfg.reconcile_resend_unplaced else None,
+        )  # fmt: skip
+    finally:
+        cache.release_lease(lease)
+
+
+class ReconcileLoop:
+    """``tradingbot serve``'s scheduled reconcile: ``run_once()`` every ``every_s`` seconds on a
+    daemon thread (what the EventBridge rule does on AWS), each pass logged with its drift counts.
+    A failing pass is logged and the next one runs on time."""
+
+    def __init__(
+        self,
+        run_once: Callable[[], list[ReconcileReport]],
+        *,
+        every_s: float,
+        on_pass: Callable[[list[ReconcileReport]], None] | None = None,
+    ) -> None:
+        self._run_once = run_once
+        self._every_s = every_s
+        self._on_pass = on_pass
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
+        self.passes = 0
+
+    def start(self) -> ReconcileLoop:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                reports = self._run_once()
+            except Exception:  # a pass must never end the schedule (the database may be restarting)
+                log.exception("reconcile pass failed; the next runs in %.0f s", self._every_s)
+                continue
+            self.passes += 1
+            found, unfixed = drift_counts(reports)
+            level = logging.WARNING if unfixed else logging.INFO
+            log.log(level, "reconcile: %d accounts, %d drift found, %d unfixed", len(reports), found, unfixed,
+                    extra={"event": "reconcile", "drift": found, "drift_unfixed": unfixed})  # fmt: skip
+            if self._on_pass is not None:
+                self._on_pass(reports)

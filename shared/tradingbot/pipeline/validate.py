@@ -10,8 +10,10 @@ from tradingbot.adapters.cache import CacheUnavailable
 from tradingbot.adapters.feed.store import latest_funding, latest_price
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.repositories import accounting as accounting_repo
 from tradingbot.domain.timeframes import MarketSymbolError, unified_symbol
 from tradingbot.domain.validation import RiskState, ValidationConfig, ValidationInput, validate
+from tradingbot.pipeline import kill_switch
 from tradingbot.pipeline.common import StageError, market_venue
 from tradingbot.pipeline.contracts import PipelineState, TradeIntentOut, ValidationResult
 from tradingbot.pipeline.runtime import Runtime
@@ -23,7 +25,7 @@ _NOT_RUN = {"model": "unavailable", "reason": "predict did not run"}
 def risk_state(rt: Runtime, account_id: int, symbol: str) -> RiskState:
     """What the risk rules need to know about the account right now (one transaction)."""
     try:
-        kill = rt.cache().kill_switch(account_id)
+        kill = kill_switch.state(lambda: session_scope(rt.engine()), rt.cache(), account_id)  # durable + Redis
     except CacheUnavailable:
         kill = "kill switch state unknown (Redis unreachable): refusing to trade blind"
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -32,15 +34,22 @@ def risk_state(rt: Runtime, account_id: int, symbol: str) -> RiskState:
         if account is None:
             raise StageError(f"account {account_id} does not exist")
         open_positions = repo.open_positions(s, account_id)
+        # the venue's own records, as the accounting sync stored them (pipeline/accounting.py)
+        equity = accounting_repo.equity_peak_and_last(s, account_id)
+        cursor = accounting_repo.cursor(s, account_id)
         return RiskState(
             kill_switch=kill,
             open_positions=len(open_positions),
             has_position_in_symbol=any(p.symbol == symbol for p in open_positions),
-            realized_pnl_today=repo.realized_pnl_since(s, account_id, today),
+            realized_pnl_today=accounting_repo.net_pnl_since(s, account_id, today),
             max_position_usd=Decimal(account.max_position_usd),
             max_leverage=int(account.max_leverage),
             max_daily_loss_usd=Decimal(account.max_daily_loss_usd),
             max_open_positions=int(account.max_open_positions),
+            max_drawdown_pct=Decimal(account.max_drawdown_pct),
+            equity_peak=equity[0] if equity else None,
+            equity_now=equity[1] if equity else None,
+            accounting_synced_at=cursor.last_sync_at.isoformat(timespec="seconds") if cursor else None,
         )
 
 

@@ -12,14 +12,15 @@ import hmac
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from tradingbot.adapters.cache import CacheUnavailable
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.repositories import ingress as ingress_repo
 from tradingbot.domain.alert import AlertError, TradingViewAlert, check_freshness, idempotency_key, parse_alert
 from tradingbot.domain.timeframes import TimeframeError, check_venue_timeframe
+from tradingbot.pipeline import ingress
 from tradingbot.pipeline.contracts import PipelineState
 from tradingbot.pipeline.runtime import Runtime
 
@@ -30,6 +31,11 @@ _TOKEN_IN_TEXT = re.compile(r'("token"\s*:\s*")[^"]*(")')
 class WebhookResult:
     status: int
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. Retry-After on a 429
+
+
+def _answer(answer: ingress.Answer) -> WebhookResult:
+    return WebhookResult(answer.status, answer.body, answer.headers)
 
 
 def _storable(text: str) -> str:
@@ -52,6 +58,12 @@ def _masked_body(raw: bytes) -> str:
 def _reject(
     rt: Runtime, raw: bytes, source_ip: str | None, err: AlertError, account_id: int | None = None
 ) -> WebhookResult:
+    """A refused attempt. Before authentication (no account), or past the account's alert limit: a
+    tally (tradingbot.pipeline.ingress), never a row per request; an authenticated alert's refusal:
+    an alert row with its reason, the evidence its owner looks for."""
+    if account_id is None or ingress.account_over_limit(rt, account_id):
+        return _answer(ingress.refuse(rt, status=err.status, reason=err.reason, message=_storable(err.message),
+                                      source_ip=source_ip, raw=raw, account_id=account_id))  # fmt: skip
     with session_scope(rt.engine()) as s:
         repo.record_alert(
             s, idempotency_key=f"rejected-{uuid.uuid4().hex}", raw_body=_masked_body(raw), source_ip=source_ip,
@@ -60,21 +72,14 @@ def _reject(
     return WebhookResult(err.status, {"error": err.reason, "message": _storable(err.message)})
 
 
-def _too_many_bad_tokens(rt: Runtime, source_ip: str | None) -> bool:
-    s = rt.settings
-    try:
-        # ingress limit: when Redis is down, allow (the DB still authenticates), see docs/adr/0003
-        return not rt.cache().allow(f"webhook-bad-token:{source_ip or 'unknown'}", s.bad_token_limit,
-                                    s.bad_token_window_s, when_unavailable="allow")  # fmt: skip
-    except CacheUnavailable:
-        return False
-
-
 def receive_alert(rt: Runtime, raw: bytes, source_ip: str | None) -> WebhookResult:
     s = rt.settings
     allow = s.ip_allowlist()
     if allow and source_ip not in allow:
         return _reject(rt, raw, source_ip, AlertError(403, "ip_not_allowed", f"source IP {source_ip} is not allowed"))
+    locked = ingress.lockout(rt, source_ip)  # from Redis alone: a locked source costs no parse, no query
+    if locked is not None:
+        return _answer(locked)
     try:
         alert = parse_alert(raw, s.webhook_max_body_bytes)
     except AlertError as err:
@@ -90,11 +95,7 @@ def receive_alert(rt: Runtime, raw: bytes, source_ip: str | None) -> WebhookResu
         account_id = account.id if account is not None else None
         exchange = str(account.exchange) if account is not None else ""
     if not valid:
-        if _too_many_bad_tokens(rt, source_ip):
-            refusal = AlertError(429, "too_many_bad_tokens", "too many attempts with a wrong token; try again later")
-        else:
-            refusal = AlertError(401, "bad_token", "token: unknown or disabled account token")
-        return _reject(rt, raw, source_ip, refusal)
+        return _answer(ingress.wrong_token(rt, raw, source_ip))  # counted towards the source's lockout
     assert account_id is not None
 
     try:
@@ -109,37 +110,71 @@ def receive_alert(rt: Runtime, raw: bytes, source_ip: str | None) -> WebhookResu
             raise AlertError(422, "unsupported_interval", f"interval: {alert.interval}: {exc}") from None
     except AlertError as err:
         return _reject(rt, raw, source_ip, err, account_id)
+    if ingress.account_over_limit(rt, account_id) and not _already_recorded(rt, account_id, alert):
+        return _answer(ingress.account_limited(rt, account_id, raw, source_ip))
     return _accept(rt, raw, source_ip, alert, account_id)
 
 
+def _already_recorded(rt: Runtime, account_id: int, alert: TradingViewAlert) -> bool:
+    # a redelivery of a stored alert is answered with its id (and re-driven) even past the limit
+    with session_scope(rt.engine()) as s:
+        return ingress_repo.alert_key_recorded(s, idempotency_key(account_id, alert))
+
+
 def _accept(rt: Runtime, raw: bytes, source_ip: str | None, alert: TradingViewAlert, account_id: int) -> WebhookResult:
+    """Store the alert and its execution input (the StartExecution outbox) in one transaction, then
+    start the execution. A repeated delivery of an alert whose execution never started, or failed to
+    start, starts it now: the same name and the same stored input, which Step Functions treats as the
+    same request ("Executions with the same name and input are considered idempotent",
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html)."""
     key = idempotency_key(account_id, alert)
     with session_scope(rt.engine()) as s:
         recorded = repo.record_alert(s, idempotency_key=key, raw_body=_masked_body(raw), source_ip=source_ip,
                                      account_id=account_id, status="accepted")  # fmt: skip
-    if not recorded.created:
+        if recorded.created:
+            state = PipelineState(alert=alert.content(), alert_id=recorded.id, account_id=account_id,
+                                  idempotency_key=key, received_at=rt.clock())  # fmt: skip
+            input_json = json.dumps(state.dump())
+            repo.record_start(s, alert_id=recorded.id, execution_name=key, input_json=input_json)
+            pending: repo.PendingStart | None = repo.PendingStart(recorded.id, key, input_json, False, 0, 0.0)
+        else:
+            pending = repo.start_for_alert(s, recorded.id)
+    if pending is None or pending.started:
+        # decided, or its execution is running: TradingView's retry of an alert we already have
         return WebhookResult(202, {"execution_id": key, "duplicate": True})
-    state = PipelineState(alert=alert.content(), alert_id=recorded.id, account_id=account_id, idempotency_key=key,
-                          received_at=rt.clock())  # fmt: skip
+    return redrive(rt, pending, duplicate=not recorded.created)
+
+
+def redrive(rt: Runtime, pending: repo.PendingStart, *, duplicate: bool = False) -> WebhookResult:
+    """(Re)start the execution of an accepted alert by its name and stored input; the outcome is
+    stored on its outbox row. A failure answers 503: TradingView resends after a 5xx (not 504), and
+    that resend comes back here."""
     try:
-        start_execution(rt, key, state.dump())
+        start_execution(rt, pending.execution_name, pending.input)
     except Exception as exc:
-        # stored as failed with the reason; TradingView's retry (same key) will find it recorded
+        # the alert stays accepted; the resend, the sweeper or a restart of `serve` re-drives it
         with session_scope(rt.engine()) as s:
-            repo.set_alert_status(
-                s, recorded.id, "failed", f"could not start the pipeline: {type(exc).__name__}: {exc}"[:1000]
-            )
+            repo.mark_start_failed(s, pending.execution_name,
+                                   f"could not start the pipeline: {type(exc).__name__}: {exc}")  # fmt: skip
         return WebhookResult(503, {"error": "pipeline_unavailable", "message": "could not start the pipeline"})
-    return WebhookResult(202, {"execution_id": key})
+    with session_scope(rt.engine()) as s:
+        repo.mark_started(s, pending.execution_name)
+    body: dict[str, Any] = {"execution_id": pending.execution_name}
+    if duplicate:
+        body |= {"duplicate": True, "redriven": True}
+    return WebhookResult(202, body)
 
 
-def start_execution(rt: Runtime, name: str, state: dict[str, Any]) -> str:
-    """Start (idempotently, by name) the state machine; returns the execution ARN."""
+def start_execution(rt: Runtime, name: str, state: dict[str, Any] | str) -> str:
+    """Start (idempotently, by name) the state machine; returns the execution ARN. ``state`` as a
+    string is passed byte-exact (a re-drive must send the input it sent the first time)."""
     sfn = rt.sfn()
+    payload = state if isinstance(state, str) else json.dumps(state)
     try:
-        resp = sfn.start_execution(stateMachineArn=rt.settings.state_machine_arn, name=name, input=json.dumps(state))
+        resp = sfn.start_execution(stateMachineArn=rt.settings.state_machine_arn, name=name, input=payload)
     except sfn.exceptions.ExecutionAlreadyExists:
-        # same name, different input: a replay attempt; the first execution stands
+        # same name and a different input (a replay attempt), or the execution is closed already: the
+        # first execution stands (the StartExecution reference above)
         arn = rt.settings.state_machine_arn.replace(":stateMachine:", ":execution:")
         return f"{arn}:{name}"
     return str(resp["executionArn"])

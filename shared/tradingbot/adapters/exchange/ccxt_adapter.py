@@ -11,7 +11,9 @@ What this adapter adds to ccxt:
   timeout, a 5xx (whatever ccxt class it came as, DDoSProtection included), ccxt's
   ``OperationFailed``/``BadResponse`` and the venues' "status unknown" codes (Binance -1007) are
   :class:`ExchangeUnavailable` ("outcome unknown"), never "not placed"; only a 429/418 is
-  :class:`RateLimited` ("refused before processing"), and the venue's duplicate-id codes
+  :class:`RateLimited` ("refused before processing"), only Binance's 503 "Service Unavailable." /
+  "Internal error; unable to process your request. Please try again." (documented as "a failure API
+  operation") is :class:`ExchangeFailedNotPlaced` (may be resent), and the venue's duplicate-id codes
   (Binance -4116, OKX 51016) become :class:`DuplicateOrder`.
 * Account checks before anything is sent: hedge mode refused (Binance ``GET
   /fapi/v1/positionSide/dual``, OKX ``GET /api/v5/account/config`` ``posMode``), a symbol without
@@ -21,6 +23,14 @@ What this adapter adds to ccxt:
   and on Binance the only place the commission is published.
 * Testnet per account: Binance's demo-trading endpoints (ccxt refuses the retired futures
   testnet), OKX's simulated trading (``x-simulated-trading: 1``).
+* The REST base URL per account (``rest_url``, from ``EXCHANGE_*`` or the account's
+  ``venue_urls``): OKX's regional hosts through ccxt's ``hostname`` option (``https://{hostname}``,
+  e.g. ``my.okx.com``), any other URL (a local stand-in) as ccxt's ``urls['api']``; Binance's
+  USD-M paths under the given base. Nothing else changes: signing and parsing stay ccxt's.
+* Protective orders: stop-loss / take-profit as reduce-only conditional orders (Binance's Algo
+  Service ``POST /fapi/v1/algoOrder`` STOP_MARKET / TAKE_PROFIT_MARKET; OKX ``order-algo``
+  ``conditional`` with ``slTriggerPx`` / ``tpTriggerPx``), cancelled by client id; an order the venue
+  no longer has open (filled, cancelled, unknown) is :class:`OrderGone` on cancel.
 
 Backoff on 429/418 is the order service's job (it must look the order up between attempts); this
 adapter reports ``Retry-After`` on :class:`RateLimited`.
@@ -33,15 +43,18 @@ import re
 import time
 from decimal import Decimal
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 import ccxt
 
 from tradingbot.adapters.crypto import ExchangeCredentials
+from tradingbot.domain.accounting import FundingPayment, VenueTrade
 from tradingbot.domain.exchange import (
     Balance,
     BelowMinimum,
     DuplicateOrder,
     ExchangeError,
+    ExchangeFailedNotPlaced,
     ExchangeUnavailable,
     HedgeModeUnsupported,
     InsufficientMargin,
@@ -49,6 +62,7 @@ from tradingbot.domain.exchange import (
     MarginMode,
     MarketInfo,
     MissingCredentials,
+    OrderGone,
     OrderRejected,
     OrderRequest,
     OrderResult,
@@ -77,6 +91,12 @@ _CODE = re.compile(r'"s?[cC]ode"\s*:\s*"?(-?\d+)"?')
 _DUPLICATE_CODES = frozenset({"-4116", "51016"})
 # "no such order" (ccxt does not map these to OrderNotFound on every endpoint)
 _NOT_FOUND_CODES = frozenset({"-2013", "51603"})
+# a cancel of an order that is no longer open: Binance -2011 "Unknown order sent." (also for a
+# filled or cancelled one), OKX 51400 "Order cancellation failed as the order has been filled,
+# canceled or does not exist" and 51401/51402 (already cancelled / completed)
+# (https://developers.binance.com/docs/derivatives/usds-margined-futures/error-code,
+# https://www.okx.com/docs-v5/en/#error-code)
+_GONE_CODES = frozenset({"-2011", "-2013", "51400", "51401", "51402", "51603"})
 # margin or balance insufficient
 _MARGIN_CODES = frozenset({"-2019", "-2018", "51008", "51127", "51131"})
 # Binance -4061 POSITION_SIDE_NOT_MATCH "Order's position side does not match user's setting." (the
@@ -92,13 +112,29 @@ _HEDGE_CODES = frozenset({"-4061"})
 # please check order status)", 50013 busy, 50026 system error (https://www.okx.com/docs-v5/en/#error-code).
 # ccxt maps several of them to plain ExchangeError/BadResponse, which must not read as "rejected".
 _UNKNOWN_OUTCOME_CODES = frozenset({"-1000", "-1001", "-1006", "-1007", "-1008", "50001", "50004", "50013", "50026"})
+# ... except the answers Binance documents as a FAILURE (not executed, may be resent). USD-M futures
+# general info, HTTP return codes (https://developers.binance.com/docs/derivatives/usds-margined-futures/general-info):
+# "HTTP 503 return code is used when: 1. If there is an error message "Unknown error, please check
+# your request or try again later." ... the execution status is UNKNOWN and could have been a success;
+# 2. If there is an error message "Service Unavailable." ... it means this is a failure API operation
+# ...; 3. If there is an error message "Internal error; unable to process your request. Please try
+# again." ... it means this is a failure API operation and you can resend your request if you need."
+# Only those exact messages on an HTTP 503 from Binance. OKX documents no such promise: its 50001
+# "Service temporarily unavailable, please try again later." (503), 50013 "System is busy, please try
+# again later." (200) and 50026 "System error. Try again later" (500) say nothing about the order's
+# fate (https://www.okx.com/docs-v5/en/#error-code), so they stay "outcome unknown" (looked up, never
+# resent blindly).
+# Matched as the answer's JSON "msg" (an HTML error page of a proxy saying "Service Unavailable" is not it).
+_BINANCE_FAILED_503 = re.compile(
+    r'"msg"\s*:\s*"(?:Service Unavailable\.|Internal error; unable to process your request\. Please try again\.)"'
+)
 
 _CONDITIONAL_TYPES: dict[str, str] = {"stop_market": "stopLossPrice", "take_profit_market": "takeProfitPrice"}
 
 
 def local_urls(venue: VenueId, base_url: str) -> dict[str, str]:
-    """``urls['api']`` for a venue served at ``base_url`` (the tests' and the benchmark's local
-    servers); only the paths change, so signing and parsing stay ccxt's own."""
+    """``urls['api']`` for a venue served at ``base_url`` (an account's ``rest_url``, or the feed's
+    and the history's REST hosts); only the paths change, so signing and parsing stay ccxt's own."""
     base = base_url.rstrip("/")
     if venue == "okx":
         return {"rest": base}
@@ -116,6 +152,24 @@ def local_urls(venue: VenueId, base_url: str) -> dict[str, str]:
     }
 
 
+def _point_at(client: Any, venue: VenueId, rest_url: str) -> None:
+    """Send the client's REST calls to ``rest_url``. OKX: a plain https host (``https://my.okx.com``)
+    is ccxt's ``hostname`` option (its ``urls['api']['rest']`` is ``https://{hostname}``); a URL with a
+    port or path (a local stand-in) replaces ``urls['api']``. Binance: the USD-M paths under it."""
+    parts = urlsplit(rest_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"rest_url: {rest_url!r} is not an http(s) URL")
+    if venue == "okx":
+        if parts.scheme == "https" and parts.port is None and parts.path.strip("/") == "":
+            client.hostname = parts.hostname
+        else:
+            client.urls["api"] = {"rest": rest_url.rstrip("/")}
+        return
+    if client.urls["api"].get("fapiPrivate") == f"{rest_url.rstrip('/')}/fapi/v1":
+        return  # ccxt's own host for this mode (live or demo): its spot/sapi urls stay ccxt's too
+    client.urls["api"] = {**client.urls["api"], **local_urls(venue, rest_url)}
+
+
 def _dec(value: Any) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
@@ -130,9 +184,10 @@ class CcxtExchange:
         *,
         testnet: bool,
         timeout_ms: int = 5_000,
-        api_urls: dict[str, str] | None = None,
+        rest_url: str | None = None,
         margin_mode: MarginMode = "isolated",
     ) -> None:
+        """``rest_url``: the venue's REST base URL (None = ccxt's own hosts for live / demo)."""
         if venue not in SUPPORTED:
             raise ValueError(f"exchange: {venue!r} is not supported; expected one of {', '.join(SUPPORTED)}")
         self.name: str = venue
@@ -140,7 +195,7 @@ class CcxtExchange:
         self.testnet = testnet
         self._margin_mode: MarginMode = margin_mode
         self._credentials = credentials
-        self._client = self._build(venue, credentials, testnet, timeout_ms, api_urls)
+        self._client = self._build(venue, credentials, testnet, timeout_ms, rest_url)
         self._last_status: int | None = None
         self._hook_status()
         self._markets: dict[str, MarketInfo] = {}
@@ -156,7 +211,7 @@ class CcxtExchange:
         credentials: ExchangeCredentials | None,
         testnet: bool,
         timeout_ms: int,
-        api_urls: dict[str, str] | None,
+        rest_url: str | None,
     ) -> Any:
         config: dict[str, Any] = {
             "timeout": timeout_ms,
@@ -194,8 +249,8 @@ class CcxtExchange:
             if testnet:
                 # the futures testnet is retired (ccxt raises); demo trading is its successor
                 client.enable_demo_trading(True)
-        if api_urls is not None:
-            client.urls["api"] = {**client.urls["api"], **api_urls} if venue != "okx" else dict(api_urls)
+        if rest_url is not None:
+            _point_at(client, venue, rest_url)
         return client
 
     def _hook_status(self) -> None:
@@ -400,8 +455,9 @@ class CcxtExchange:
         """Binance's order answers carry no commission (New Order / Query Order responses have no
         fee field: https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Order);
         it is published per trade in ``GET /fapi/v1/userTrades`` (``commission``). One read for a
-        filled order; if it fails the fill is kept with fee 0 and a warning (the fill is the fact
-        that matters for exactly-once; reconcile can be re-run for fees)."""
+        filled order. When the read fails, or the trade list does not cover the filled quantity yet
+        (its read side can lag), the fee is None = unknown, never a made-up 0: the fill is stored
+        with its fee pending and the accounting sync (pipeline/accounting.py) writes the venue's."""
         if self.venue != "binanceusdm" or result.filled <= 0 or result.fee or result.exchange_order_id is None:
             return result
         now = _now_ms()
@@ -411,8 +467,11 @@ class CcxtExchange:
                 exchange_order_id=result.exchange_order_id,
             )  # fmt: skip
         except ExchangeError as exc:
-            log.warning("commission of order %s not read: %s", result.exchange_order_id, exc.reason)
-            return result
+            log.warning("commission of order %s not read (left for the accounting sync): %s",
+                        result.exchange_order_id, exc.reason)  # fmt: skip
+            return OrderResult(**{**result.__dict__, "fee": None})
+        if sum((f.quantity for f in fills), Decimal(0)) != result.filled:
+            return OrderResult(**{**result.__dict__, "fee": None})  # the trade list lags the fill
         fee = sum((f.fee for f in fills), Decimal(0))
         return OrderResult(**{**result.__dict__, "fee": fee})
 
@@ -453,12 +512,26 @@ class CcxtExchange:
         return out
 
     def cancel_order(self, symbol: str, client_order_id: str, *, conditional: bool = False) -> None:
+        """Cancel by client id (Binance ``DELETE /fapi/v1/algoOrder`` ``clientAlgoId`` for a
+        conditional order, ``DELETE /fapi/v1/order`` ``origClientOrderId`` otherwise; OKX
+        ``cancel-algos`` / ``cancel-order``). :class:`OrderGone` when the venue has no such open order
+        (already filled, cancelled, or never placed): the caller then looks it up."""
         self._require_keys("cancelling an order")
         info = self.market(symbol)
         params: dict[str, Any] = {"clientOrderId": client_order_id}
         if conditional:
             params["trigger"] = True
-        self._call(f"cancel order {client_order_id}", self._client.cancel_order, None, info.symbol, params)
+        self._last_status = None
+        try:
+            self._client.cancel_order(None, info.symbol, params)
+        except ccxt.BaseError as exc:
+            if (self._last_status or 0) < 500 and (
+                isinstance(exc, ccxt.OrderNotFound) or set(_CODE.findall(str(exc))) & _GONE_CODES
+            ):
+                raise OrderGone(
+                    f"{self.venue}: cancel {client_order_id}: no such open order ({_short(str(exc))})"
+                ) from None
+            raise self._translate(exc, f"cancel order {client_order_id}") from None
 
     def fetch_order_by_client_id(
         self, symbol: str, client_order_id: str, *, conditional: bool = False
@@ -477,7 +550,38 @@ class CcxtExchange:
             if isinstance(exc, ccxt.ExchangeError) and set(_CODE.findall(str(exc))) & _NOT_FOUND_CODES:
                 return None
             raise self._translate(exc, f"fetch order {client_order_id}") from None
-        return self._with_fee(info, self._result(raw, info, None, client_order_id, conditional=conditional))
+        result = self._result(raw, info, None, client_order_id, conditional=conditional)
+        if conditional and result.status == "filled" and (result.filled == 0 or not result.fee):
+            return self._triggered_fill(info, raw, result)
+        return self._with_fee(info, result)
+
+    def _triggered_fill(self, info: MarketInfo, raw: dict[str, Any], result: OrderResult) -> OrderResult:
+        """A conditional order that fired: its execution is the regular order the venue created when it
+        triggered (Binance Query Algo Order ``actualOrderId``,
+        https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Query-Algo-Order;
+        OKX algo order ``ordIdList`` / ``ordId``,
+        https://www.okx.com/docs-v5/en/#order-book-trading-algo-trading-get-algo-order-details), whose
+        trades carry the quantity, price and fee. Unread (no id, or the trade list failing) leaves the
+        fill unknown (filled 0): the status is still the venue's."""
+        venue_row = raw.get("info") or {}
+        ids = venue_row.get("ordIdList") or [venue_row.get("actualOrderId") or venue_row.get("ordId")]
+        actual = next((str(i) for i in ids if i not in (None, "", "0")), None)
+        if actual is None:
+            return result
+        now = _now_ms()
+        try:  # Binance allows at most 7 days between startTime and endTime
+            fills = self.fetch_fills(
+                info.symbol, since_ms=now - 7 * 86_400_000 + 60_000, until_ms=now + 60_000, exchange_order_id=actual
+            )
+        except ExchangeError as exc:
+            log.warning("fill of triggered order %s not read: %s", actual, exc.reason)
+            return result
+        filled = sum((f.quantity for f in fills), Decimal(0))
+        if filled <= 0:
+            return result
+        average = sum((f.price * f.quantity for f in fills), Decimal(0)) / filled
+        fee = sum((f.fee for f in fills), Decimal(0))
+        return OrderResult(**{**result.__dict__, "filled": filled, "average_price": average, "fee": fee})
 
     def _result(
         self,
@@ -543,6 +647,130 @@ class CcxtExchange:
             used=_dec(usdt.get("used")) or Decimal(0),
         )
 
+    # ---------------------------------------------------------- accounting (issue 15): the venue's ledger
+
+    def fetch_account_trades(self, symbol: str, *, since_ms: int, until_ms: int) -> list[VenueTrade]:
+        """Every execution on ``symbol`` in [since_ms, until_ms], all pages, with the venue's fee and
+        realised PnL (:class:`~tradingbot.domain.accounting.VenueTrade`).
+
+        Binance ``GET /fapi/v1/userTrades``: at most 7 days between startTime and endTime, up to 1000
+        rows oldest first; ``commission`` + ``commissionAsset``, ``realizedPnl``
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Account-Trade-List).
+        Binance prints the commission of its example with a minus sign on a taker trade, and a plus
+        sign elsewhere: the amount is what was charged either way (USD-M has no taker rebate), so
+        its absolute value is stored as paid.
+        OKX ``GET /api/v5/trade/fills-history`` (three months; ``/trade/fills``: three days), newest
+        first, 100 a page: ``fee`` negative = charged, positive = rebate, in ``feeCcy``; ``fillPnl``
+        the closing part's PnL; ``fillSz`` in contracts
+        (https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-transaction-details-last-3-months)."""
+        self._require_keys("reading the trade list")
+        info = self.market(symbol)
+        rows: dict[str, VenueTrade] = {}
+        if self.venue == "okx":
+            end = until_ms
+            while True:
+                raw = self._call("fetch trades", self._client.fetch_my_trades, info.symbol, since_ms, None,
+                                 {"until": end})  # fmt: skip
+                for t in raw:
+                    trade = self._venue_trade(info, t.get("info") or {})
+                    rows[trade.trade_id] = trade
+                if len(raw) < 100:
+                    break
+                oldest = min(int(t.get("timestamp") or 0) for t in raw)
+                if oldest >= end:
+                    break
+                end = oldest
+        else:
+            week = 7 * 86_400_000 - 1
+            start = since_ms
+            while start <= until_ms:
+                stop = min(start + week, until_ms)
+                page_start = start
+                while True:
+                    raw = self._call("fetch trades", self._client.fetch_my_trades, info.symbol, page_start, 1000,
+                                     {"until": stop})  # fmt: skip
+                    for t in raw:
+                        trade = self._venue_trade(info, t.get("info") or {})
+                        rows[trade.trade_id] = trade
+                    if len(raw) < 1000:
+                        break
+                    newest = max(int(t.get("timestamp") or 0) for t in raw)
+                    if newest <= page_start:
+                        break
+                    page_start = newest
+                start = stop + 1
+        return sorted(rows.values(), key=lambda t: (t.ts_ms, t.trade_id))
+
+    def _venue_trade(self, info: MarketInfo, row: dict[str, Any]) -> VenueTrade:
+        if self.venue == "okx":
+            fee_raw = _dec(row.get("fee")) or Decimal(0)
+            return VenueTrade(
+                trade_id=str(row["tradeId"]), exchange_order_id=str(row.get("ordId") or ""), symbol=info.symbol,
+                side=cast(Side, str(row.get("side") or "buy").lower()), price=_dec(row.get("fillPx")) or Decimal(0),
+                quantity=(_dec(row.get("fillSz")) or Decimal(0)) * info.contract_size,
+                fee=-fee_raw, fee_currency=str(row.get("feeCcy") or "USDT"),
+                realized_pnl=_dec(row.get("fillPnl")) or Decimal(0),
+                ts_ms=int(row.get("fillTime") or row.get("ts") or 0),
+            )  # fmt: skip
+        return VenueTrade(
+            trade_id=str(row["id"]), exchange_order_id=str(row.get("orderId") or ""), symbol=info.symbol,
+            side=cast(Side, str(row.get("side") or "BUY").lower()), price=_dec(row.get("price")) or Decimal(0),
+            quantity=_dec(row.get("qty")) or Decimal(0), fee=abs(_dec(row.get("commission")) or Decimal(0)),
+            fee_currency=str(row.get("commissionAsset") or "USDT"),
+            realized_pnl=_dec(row.get("realizedPnl")) or Decimal(0), ts_ms=int(row.get("time") or 0),
+        )  # fmt: skip
+
+    def fetch_funding_payments(self, *, since_ms: int, until_ms: int) -> list[FundingPayment]:
+        """The account's funding payments in [since_ms, until_ms], all pages (> 0 received).
+
+        Binance ``GET /fapi/v1/income?incomeType=FUNDING_FEE`` (ccxt ``fetch_funding_history``): up to
+        1000 rows; ``income`` signed ("positive = inflow"), ``tranId`` "unique in the same incomeType
+        for a user", three months kept
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/account/rest-api/Get-Income-History).
+        OKX ``GET /api/v5/account/bills?type=8`` (funding fee; subType 173 expense / 174 income),
+        ``balChg`` signed, ``billId``, newest first, 100 a page, older pages by ``after=billId``; the
+        last 7 days (``bills-archive`` for three months) (https://www.okx.com/docs-v5/en/#trading-account-rest-api-get-bills-details-last-7-days)."""
+        self._require_keys("reading funding payments")
+        self.load_markets()
+        out: dict[str, FundingPayment] = {}
+        if self.venue == "okx":
+            archive = since_ms < _now_ms() - 7 * 86_400_000 + 60_000
+            call = self._client.privateGetAccountBillsArchive if archive else self._client.privateGetAccountBills
+            params: dict[str, Any] = {"instType": "SWAP", "type": "8", "begin": str(since_ms), "end": str(until_ms),
+                                      "limit": "100"}  # fmt: skip
+            while True:
+                raw = self._call("fetch funding", call, params)
+                data = (raw or {}).get("data") or []
+                for b in data:
+                    symbol = self._by_ticker.get(str(b.get("instId") or "").upper(), str(b.get("instId") or ""))
+                    out[str(b["billId"])] = FundingPayment(
+                        payment_id=str(b["billId"]), symbol=symbol, amount=_dec(b.get("balChg")) or Decimal(0),
+                        currency=str(b.get("ccy") or "USDT"), ts_ms=int(b.get("ts") or 0),
+                    )  # fmt: skip
+                if len(data) < 100:
+                    break
+                params = {**params, "after": str(data[-1]["billId"])}
+        else:
+            start = since_ms
+            while True:
+                raw = self._call("fetch funding", self._client.fetch_funding_history, None, start, 1000,
+                                 {"until": until_ms})  # fmt: skip
+                for f in raw:
+                    row = f.get("info") or {}
+                    symbol = self._by_ticker.get(str(row.get("symbol") or "").upper(), str(row.get("symbol") or ""))
+                    key = str(row["tranId"])
+                    out[key] = FundingPayment(
+                        payment_id=key, symbol=symbol, amount=_dec(row.get("income")) or Decimal(0),
+                        currency=str(row.get("asset") or "USDT"), ts_ms=int(row.get("time") or 0),
+                    )  # fmt: skip
+                if len(raw) < 1000:
+                    break
+                newest = max(int((f.get("info") or {}).get("time") or 0) for f in raw)
+                if newest <= start:
+                    break
+                start = newest
+        return sorted(out.values(), key=lambda p: (p.ts_ms, p.payment_id))
+
 
 def translate(
     exc: Exception, venue: str, what: str, *, status: int | None = None, retry_after_s: float | None = None
@@ -578,6 +806,8 @@ def translate(
     # any other status (a 5xx page, or no answer at all) is NOT that promise: outcome unknown.
     if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection) and status in (418, 429):
         return RateLimited(f"{venue}: {what}: rate limited (retry after {retry_after_s} s)", retry_after_s)
+    if venue == "binanceusdm" and status == 503 and _BINANCE_FAILED_503.search(text):
+        return ExchangeFailedNotPlaced(f"{venue}: {what}: the venue failed it, not executed ({_short(text)})")
     unknown = server_side or bool(codes & _UNKNOWN_OUTCOME_CODES)
     # ccxt's OperationFailed branch (NetworkError: timeouts, connection errors, DDoSProtection; and
     # BadResponse/NullResponse: an answer it could not read) says nothing about the order's fate:

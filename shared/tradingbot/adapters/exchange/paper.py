@@ -39,7 +39,9 @@ from tradingbot.adapters.cache import Cache
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.models import PaperOrder, PaperPosition, PaperWallet
+from tradingbot.adapters.persistence.repositories import accounting as accounting_repo
 from tradingbot.adapters.persistence.repositories import paper as paper_repo
+from tradingbot.domain.accounting import FundingPayment, VenueTrade, from_ms
 from tradingbot.domain.costs import SLIPPAGE_BPS, TAKER_FEE_RATE
 from tradingbot.domain.exchange import (
     Balance,
@@ -49,6 +51,7 @@ from tradingbot.domain.exchange import (
     LeverageTooHigh,
     MarginMode,
     MarketInfo,
+    OrderGone,
     OrderRejected,
     OrderRequest,
     OrderResult,
@@ -174,8 +177,9 @@ class PaperExchange:
     # ---------------------------------------------------------- wallet and positions
 
     def _wallet(self, s: Session) -> PaperWallet:
-        """The wallet row, locked for this transaction (created on first use)."""
-        return repo.lock_paper_wallet(s, self._account_id, self._initial_balance)
+        """The wallet row, locked for this transaction (created on first use); the account's positions
+        and their settings are read in the same statement and kept for the transaction."""
+        return paper_repo.lock_paper_account(s, self._account_id, self._initial_balance)
 
     def _used_margin(self, s: Session) -> Decimal:
         positions = repo.paper_positions(s, self._account_id)
@@ -375,6 +379,7 @@ class PaperExchange:
             done = self._match(s, wallet, prices)
             if marks:
                 done += self._liquidate(s, wallet, marks)
+            paper_repo.write_back(s)  # the fill's order, position and wallet rows: one statement, not three
         if done:
             self._book_changed()
         return done
@@ -383,7 +388,7 @@ class PaperExchange:
         with self._sessions() as s:
             order = repo.paper_order(s, self._account_id, client_order_id, lock=True)
             if order is None or order.status != "open":
-                raise OrderRejected(f"cancel: no open paper order {client_order_id!r}")
+                raise OrderGone(f"cancel: no open paper order {client_order_id!r}")
             order.status = "canceled"
             order.updated_at = dt.datetime.now(dt.UTC)
         self._book_changed()
@@ -452,6 +457,22 @@ class PaperExchange:
             pos.funding_paid += paid
         self._book_changed()  # the wallet moved: cross liquidation prices with it
         return paid
+
+    # ---------------------------------------------------------- the ledger, for accounting (issue 15)
+
+    def fetch_account_trades(self, symbol: str, *, since_ms: int, until_ms: int) -> list[VenueTrade]:
+        """The paper ledger's executions on ``symbol`` (filled orders and liquidations) with their fee;
+        realised PnL None: the accounting sync replays them by this venue's netting rule."""
+        info = self.market(symbol)
+        with self._sessions() as s:
+            return accounting_repo.paper_trades(
+                s, self._account_id, info.symbol, since=from_ms(since_ms), until=from_ms(until_ms)
+            )
+
+    def fetch_funding_payments(self, *, since_ms: int, until_ms: int) -> list[FundingPayment]:
+        """The paper ledger's funding settlements (``paper_funding_payments``), > 0 received."""
+        with self._sessions() as s:
+            return accounting_repo.paper_funding(s, self._account_id, since=from_ms(since_ms), until=from_ms(until_ms))
 
 
 def _triggered(order: PaperOrder, price: Decimal) -> bool:

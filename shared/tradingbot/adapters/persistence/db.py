@@ -4,7 +4,10 @@
 * A tiny pool (1 + 1 overflow): a Lambda handles one event at a time, and RDS Proxy multiplexes the
   containers; a big pool would only hold idle server connections.
 * ``pool_pre_ping`` and ``pool_recycle`` below the proxy's/NAT's idle cut-off, because a frozen
-  container wakes up with sockets the server closed minutes ago.
+  container wakes up with sockets the server closed minutes ago. A long-running process on a hot
+  path (the paper matcher) turns the ping off (``pre_ping=False``: one round trip less per
+  transaction) and retries a transaction once when its connection turns out to be gone
+  (:func:`run_once_more_if_dropped`).
 * Short timeouts: pg8000's socket timeout bounds connecting and every wait on the socket, and
   ``statement_timeout`` (sent as a startup parameter rather than a ``SET``, so RDS Proxy does not pin
   the session) makes the server cancel first so the connection stays usable.
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tradingbot.adapters.persistence.errors import DatabaseUnavailable
 
+log = logging.getLogger(__name__)
 _DRIVER = "postgresql+pg8000"
 _POOL_RECYCLE_S = 280  # RDS Proxy and NAT gateways drop idle connections after 350 s
 _engines: dict[str, Engine] = {}
@@ -73,12 +78,21 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_db_engine(
-    url: str | URL, *, connect_timeout_s: float = 5.0, statement_timeout_ms: int = 4_000, pool_size: int = 1
+    url: str | URL,
+    *,
+    connect_timeout_s: float = 5.0,
+    statement_timeout_ms: int = 4_000,
+    pool_size: int = 1,
+    pre_ping: bool = True,
 ) -> Engine:
     """A new engine; most code wants :func:`get_engine`, which caches one per URL.
 
     ``pool_size`` 1 fits Lambda (one request per container; RDS Proxy multiplexes). A local server
     that handles many requests in threads (``tradingbot serve``) asks for more.
+    ``pre_ping`` (``SELECT 1`` on every checkout) suits a Lambda that wakes up with dead sockets;
+    a process that uses its connection all the time and retries a dropped one
+    (:func:`run_once_more_if_dropped`) can skip it. A connection the driver finds broken is
+    invalidated either way, so the pool never hands it out again.
     """
     parsed = normalize_url(url)
     # libpq's sslmode spelling in the URL; pg8000 takes an SSLContext instead
@@ -95,7 +109,7 @@ def create_db_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=1,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=_POOL_RECYCLE_S,
         pool_timeout=connect_timeout_s,
         connect_args={
@@ -186,6 +200,20 @@ def check_connection(engine: Engine) -> None:
         if is_unavailable(exc):
             raise unavailable(engine.url, exc) from None
         raise
+
+
+def run_once_more_if_dropped[T](op: Callable[[], T]) -> T:
+    """``op()`` (one transaction, e.g. through :func:`session_scope`), run a second time when the first
+    attempt found the database unavailable (a connection dropped while idle, which an engine
+    without ``pre_ping`` only learns on use; the pool has invalidated it, so the retry connects
+    afresh). Only for transactions that are safe to run again: they re-read what they change
+    under their locks, so a commit that did land is not applied twice."""
+    try:
+        return op()
+    except DatabaseUnavailable as exc:
+        # visible: a retry whose first attempt did commit (the answer was lost) finds nothing to do
+        log.warning("database unavailable (%s); running the transaction once more", exc)
+        return op()
 
 
 @contextmanager

@@ -49,6 +49,10 @@ class InvalidLimits(PersistenceError, PermanentError):
     """Risk limits outside what the product accepts (checked before the database's CHECKs)."""
 
 
+class InvalidVenueUrl(PersistenceError, PermanentError):
+    """An account's venue URL override is not an http(s) / ws(s) URL (the field is named)."""
+
+
 class InvalidOrderTransition(PersistenceError, PermanentError):
     def __init__(self, client_order_id: str, current: str, target: str) -> None:
         super().__init__(f"order {client_order_id!r}: cannot go from {current!r} to {target!r}")

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -97,6 +98,8 @@ class Account(Base):
         CheckConstraint("max_position_usd > 0", name="max_position_usd"),
         CheckConstraint("max_daily_loss_usd > 0", name="max_daily_loss_usd"),
         CheckConstraint("max_open_positions >= 0", name="max_open_positions"),
+        # issue 15 accounting (migration 0004): peak-to-trough limit on the equity series, percent
+        CheckConstraint("max_drawdown_pct > 0 AND max_drawdown_pct <= 100", name="max_drawdown_pct"),
         CheckConstraint("risk_per_trade_pct > 0 AND risk_per_trade_pct <= 100", name="risk_per_trade_pct"),
         CheckConstraint(_in("sizing_mode", SIZING_MODES), name="sizing_mode"),
         CheckConstraint(_in("margin_mode", MARGIN_MODES), name="margin_mode"),
@@ -116,6 +119,8 @@ class Account(Base):
     max_leverage: Mapped[int] = mapped_column(Integer, server_default=text("3"))
     max_daily_loss_usd: Mapped[Decimal] = mapped_column(server_default=text("100"))
     max_open_positions: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # issue 15 accounting (migration 0004): the max drawdown rule's limit, percent below the equity peak
+    max_drawdown_pct: Mapped[Decimal] = mapped_column(server_default=text("20"))
     risk_per_trade_pct: Mapped[Decimal] = mapped_column(server_default=text("1"))
     # Position sizing (tradingbot.domain.positions): fixed notional, % of equity as margin, or
     # risk_per_trade_pct of equity lost if the stop is hit. Added by migration 0002.
@@ -123,6 +128,9 @@ class Account(Base):
     fixed_notional_usd: Mapped[Decimal] = mapped_column(server_default=text("100"))
     equity_pct: Mapped[Decimal] = mapped_column(server_default=text("10"))
     margin_mode: Mapped[str] = mapped_column(String(8), server_default=text("'isolated'"))
+    # issue 15 (venue endpoints per account, migration 0004): {"rest": url, "ws": url}, each optional;
+    # unset = the EXCHANGE_* defaults (tradingbot.settings.ExchangeSection), e.g. https://my.okx.com
+    venue_urls: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     created_at: Mapped[dt.datetime] = _now()
 
     credentials: Mapped[ApiCredential | None] = relationship(back_populates="account", uselist=False)
@@ -263,7 +271,9 @@ class Fill(Base):
     exchange_fill_id: Mapped[str] = mapped_column(String(64))
     price: Mapped[Decimal]
     quantity: Mapped[Decimal]
-    fee: Mapped[Decimal] = mapped_column(server_default=text("0"))
+    # NULL = not known yet (Binance publishes the commission only in userTrades): never a made-up 0;
+    # the accounting sync (pipeline/accounting.py) writes the venue's figure (issue 15, migration 0004)
+    fee: Mapped[Decimal | None] = mapped_column(server_default=text("0"))
     fee_currency: Mapped[str] = mapped_column(String(16), server_default=text("'USDT'"))
     filled_at: Mapped[dt.datetime] = _now()
 
@@ -312,6 +322,15 @@ class OptimizationRun(Base):
     best_score: Mapped[float | None]
     started_at: Mapped[dt.datetime] = _now()
     finished_at: Mapped[dt.datetime | None]
+    # issue 18 (migration 0005): what was searched, how, on which data, and the walk-forward's summary;
+    # a run is written once, finished, with its folds and candidates (tradingbot.pipeline.optimise)
+    exchange: Mapped[str | None] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(16))
+    walk_forward: Mapped[dict[str, Any] | None]
+    data_label: Mapped[str | None]
+    bars: Mapped[int | None] = mapped_column(Integer)
+    evaluations: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[dict[str, Any] | None]
 
 
 class BacktestRun(Base):
@@ -460,6 +479,394 @@ class PaperFundingPayment(Base):
     rate: Mapped[Decimal]
     amount: Mapped[Decimal]
     created_at: Mapped[dt.datetime] = _now()
+
+
+# --- issue 17: operators ---
+
+AUDIT_CHANNELS = ("api", "telegram", "cli")
+AUDIT_OUTCOMES = ("ok", "refused", "error")
+
+
+class Operator(Base):
+    """A person who steers accounts. An identity (an operator token locally, a Cognito user's ``sub``
+    on AWS, a Telegram chat) resolves to one operator, who sees and steers only the accounts it owns."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = _pk()
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # the Cognito user pool's ``sub`` claim (API Gateway's authorizer verified the JWT)
+    cognito_sub: Mapped[str | None] = mapped_column(String(64), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class OperatorToken(Base):
+    """A bearer token for the operator API (``tradingbot operators token``): only its SHA-256 is
+    stored; it stops working at ``expires_at`` or when revoked."""
+
+    __tablename__ = "operator_tokens"
+
+    id: Mapped[int] = _pk()
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    label: Mapped[str] = mapped_column(String(64), server_default=text("''"))
+    created_at: Mapped[dt.datetime] = _now()
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class AccountOwner(Base):
+    """Who owns an account: one operator per account (the primary key). An account nobody owns is
+    steered by nobody through the API or Telegram (the CLI, on a machine with database access, still can)."""
+
+    __tablename__ = "account_owners"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class TelegramChat(Base):
+    """A Telegram chat allowed to command: the chat id maps to one operator (only configured chats may command)."""
+
+    __tablename__ = "telegram_chats"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class OperatorAudit(Base):
+    """Every operator command, accepted or refused, with who, where from, and why (never a token).
+    ``telegram_update_id`` is unique: an update Telegram delivers twice is executed once."""
+
+    __tablename__ = "operator_audit"
+    __table_args__ = (
+        CheckConstraint(_in("channel", AUDIT_CHANNELS), name="channel"),
+        CheckConstraint(_in("outcome", AUDIT_OUTCOMES), name="outcome"),
+        Index("ix_operator_audit_operator_id_at", "operator_id", "at"),
+    )
+
+    id: Mapped[int] = _pk()
+    at: Mapped[dt.datetime] = _now()
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))  # "token:<id>", "cognito:<sub>", "chat:<id>", "anonymous"
+    command: Mapped[str] = mapped_column(String(64))
+    args: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None]
+    telegram_update_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+
+
+class OperatorConfirmation(Base):
+    """A dangerous command waiting for its confirmation (``/close``): the chat must answer with the
+    code before ``expires_at``; used once."""
+
+    __tablename__ = "operator_confirmations"
+
+    id: Mapped[int] = _pk()
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"))
+    chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    code: Mapped[str] = mapped_column(String(16))
+    command: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = _now()
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+# The operator API pages an account's decisions newest first by id (a keyset cursor): with the id in
+# the key that is a backward index scan of (account_id, id), whatever the account's history size.
+Index("ix_decisions_account_id_id", Decision.account_id, Decision.id)
+
+
+# ---------------------------------------------------------------- issue 16: durability (re-drive, local executions)
+
+LOCAL_EXECUTION_STATUSES = ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+class PipelineStart(Base):
+    """The StartExecution outbox: written in the accepted alert's own transaction with the exact
+    execution input, so a re-drive (TradingView's resend, the sweeper, a restart of ``serve``)
+    starts the same execution by the same name and the same input (Step Functions treats that as
+    the same request). ``started_at`` is set once StartExecution answered; ``attempts`` and
+    ``last_error`` say what went wrong until then; ``note`` is the sweeper's reason when it did not
+    re-drive."""
+
+    __tablename__ = "pipeline_starts"
+    __table_args__ = (Index("ix_pipeline_starts_started_at_created_at", "started_at", "created_at"),)
+
+    id: Mapped[int] = _pk()
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), unique=True)
+    execution_name: Mapped[str] = mapped_column(String(128), unique=True)
+    input: Mapped[str]  # text, not jsonb: the byte-exact input StartExecution was (and will be) given
+    created_at: Mapped[dt.datetime] = _now()
+    started_at: Mapped[dt.datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_attempt_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None]
+    note: Mapped[str | None]
+
+
+class LocalExecution(Base):
+    """One execution of ``tradingbot serve``'s local Step Functions (tradingbot.entrypoints.local):
+    durable, so an execution survives ``kill -9`` of the process that ran it; a worker holds it
+    under a lease (``owner``, ``lease_until``) and another takes it over when the lease lapses."""
+
+    __tablename__ = "local_executions"
+    __table_args__ = (
+        CheckConstraint(_in("status", LOCAL_EXECUTION_STATUSES), name="status"),
+        UniqueConstraint("state_machine", "name"),
+        Index("ix_local_executions_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = _pk()
+    state_machine: Mapped[str] = mapped_column(String(256))
+    name: Mapped[str] = mapped_column(String(128))
+    input: Mapped[str]
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'QUEUED'"))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None]
+    runs: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # times a worker took it up
+    current_state: Mapped[str | None] = mapped_column(String(128))
+    # after each top-level state: {"next": state, "data": its input}; a re-claimed execution resumes there
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = _now()
+    stopped_at: Mapped[dt.datetime | None]
+    output: Mapped[str | None]
+    error: Mapped[str | None] = mapped_column(String(256))
+    cause: Mapped[str | None]
+    history: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+
+
+# --- issue 16: ingress ---
+
+
+class IngressRefusal(Base):
+    """Refused webhook attempts, counted per minute, reason and source: never a row per request.
+
+    A flood adds to ``count`` of one row; sources past the per-minute cap of a reason are folded into
+    the source ``*other*``, so the rows per minute are bounded whatever the number of senders.
+    """
+
+    __tablename__ = "ingress_refusals"
+    __table_args__ = (
+        UniqueConstraint("minute", "reason", "source"),
+        Index("ix_ingress_refusals_reason_minute", "reason", "minute"),
+    )
+
+    id: Mapped[int] = _pk()
+    minute: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(64))  # the source IP as text, "unknown" or "*other*"
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    count: Mapped[int] = mapped_column(BigInteger)
+    first_at: Mapped[dt.datetime] = _now()
+    last_at: Mapped[dt.datetime] = _now()
+
+
+class IngressRefusalSample(Base):
+    """A bounded sample of refused bodies (at most a few per reason and hour, truncated, token
+    masked): enough to see what a sender got wrong, never a copy of a flood."""
+
+    __tablename__ = "ingress_refusal_samples"
+    __table_args__ = (Index("ix_ingress_refusal_samples_reason_at", "reason", "at"),)
+
+    id: Mapped[int] = _pk()
+    at: Mapped[dt.datetime] = _now()
+    reason: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(String(1024))
+    body_bytes: Mapped[int] = mapped_column(Integer)  # the size that arrived, before truncation
+
+
+# --- issue 15: accounting ---
+
+
+class AccountTrade(Base):
+    """One execution as the venue recorded it (Binance userTrades, OKX fills, the paper ledger), stored
+    once per (account, symbol, venue trade id). ``fee`` > 0 = paid, in ``fee_currency``;
+    ``realized_pnl`` is the venue's (Binance ``realizedPnl``, OKX ``fillPnl``), gross of fees."""
+
+    __tablename__ = "account_trades"
+    __table_args__ = (
+        UniqueConstraint("account_id", "symbol", "venue_trade_id"),
+        Index("ix_account_trades_account_id_traded_at", "account_id", "traded_at"),
+        Index("ix_account_trades_account_id_exchange_order_id", "account_id", "exchange_order_id"),
+        CheckConstraint(_in("side", ORDER_SIDES), name="side"),
+        CheckConstraint("quantity > 0", name="quantity"),
+    )
+
+    id: Mapped[int] = _pk()
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    venue_trade_id: Mapped[str] = mapped_column(String(64))
+    exchange_order_id: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    price: Mapped[Decimal]
+    quantity: Mapped[Decimal]
+    fee: Mapped[Decimal]
+    fee_currency: Mapped[str] = mapped_column(String(16))
+    realized_pnl: Mapped[Decimal]
+    traded_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class FundingPaymentRow(Base):
+    """One funding settlement of a live or paper position, stored once per (account, venue id):
+    Binance income ``tranId``, OKX bill ``billId``, paper "symbol@time". ``amount`` > 0 received."""
+
+    __tablename__ = "funding_payments"
+    __table_args__ = (
+        UniqueConstraint("account_id", "payment_id"),
+        Index("ix_funding_payments_account_id_paid_at", "account_id", "paid_at"),
+    )
+
+    id: Mapped[int] = _pk()
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    payment_id: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(16))
+    paid_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class EquitySnapshot(Base):
+    """The account's equity (wallet + unrealised PnL, the venue's balance read) at one sync: the
+    series the max drawdown rule measures peak-to-trough."""
+
+    __tablename__ = "equity_snapshots"
+    __table_args__ = (Index("ix_equity_snapshots_account_id_at", "account_id", "at"),)
+
+    id: Mapped[int] = _pk()
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime]
+    equity: Mapped[Decimal]
+    free: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(16), server_default=text("'USDT'"))
+
+
+class AccountingCursor(Base):
+    """Per account: how far the venue's trades and funding have been read (the next sync re-reads
+    an overlap before it), when the last sync ran and what went wrong in it, if anything."""
+
+    __tablename__ = "accounting_cursors"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    synced_until: Mapped[dt.datetime]
+    last_sync_at: Mapped[dt.datetime] = _now()
+    last_error: Mapped[str | None]
+
+
+# --- issue 18: optimisation ---
+
+FOLD_STATUSES = ("ok", "no_trades_in_sample", "no_trades_out_of_sample")
+PROMOTION_ACTIONS = ("promote", "manual", "rollback")
+
+
+class OptimisationFold(Base):
+    """One walk-forward fold of a run: its windows, the parameters chosen in sample and how they did
+    out of sample (``status`` says when nothing was chosen or nothing traded, ``reason`` why)."""
+
+    __tablename__ = "optimisation_folds"
+    __table_args__ = (
+        CheckConstraint(_in("status", FOLD_STATUSES), name="status"),
+        UniqueConstraint("run_id", "fold"),
+    )
+
+    id: Mapped[int] = _pk()
+    run_id: Mapped[int] = mapped_column(ForeignKey("optimization_runs.id", ondelete="CASCADE"))
+    fold: Mapped[int] = mapped_column(Integer)
+    in_sample_start: Mapped[dt.datetime]
+    in_sample_end: Mapped[dt.datetime]
+    out_of_sample_start: Mapped[dt.datetime]
+    out_of_sample_end: Mapped[dt.datetime]
+    params: Mapped[dict[str, Any] | None]
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str]
+    in_sample: Mapped[dict[str, Any] | None]
+    out_of_sample: Mapped[dict[str, Any] | None]
+    baseline_return: Mapped[float] = mapped_column(Double)
+    buy_hold_return: Mapped[float] = mapped_column(Double)
+    deflated_sharpe: Mapped[float | None] = mapped_column(Double)
+    evaluations: Mapped[int] = mapped_column(Integer)
+
+
+class OptimisationCandidate(Base):
+    """One combination backtested on one in-sample window (``fold`` NULL: the latest window, whose
+    best is the run's recommendation). The headline statistics are columns, for heatmaps and sorting."""
+
+    __tablename__ = "optimisation_candidates"
+    __table_args__ = (Index("ix_optimisation_candidates_run_id_fold", "run_id", "fold"),)
+
+    id: Mapped[int] = _pk()
+    run_id: Mapped[int] = mapped_column(ForeignKey("optimization_runs.id", ondelete="CASCADE"))
+    fold: Mapped[int | None] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]]
+    total_return: Mapped[float] = mapped_column(Double)
+    max_drawdown: Mapped[float] = mapped_column(Double)
+    sharpe: Mapped[float] = mapped_column(Double)
+    win_rate: Mapped[float] = mapped_column(Double)
+    trades: Mapped[int] = mapped_column(Integer)
+
+
+class ParameterPromotion(Base):
+    """Every promotion decision, with its evidence: ``promoted`` false rows are the refusals and say
+    why. ``action``: ``promote`` (from a run's out-of-sample evidence), ``manual`` (an operator's
+    ``params promote``, still judged on a run) or ``rollback`` (back to the previous parameters)."""
+
+    __tablename__ = "parameter_promotions"
+    __table_args__ = (
+        CheckConstraint(_in("action", PROMOTION_ACTIONS), name="action"),
+        Index("ix_parameter_promotions_account_id_strategy", "account_id", "strategy", "symbol", "timeframe", "id"),
+    )
+
+    id: Mapped[int] = _pk()
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    strategy: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    timeframe: Mapped[str] = mapped_column(String(8))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("optimization_runs.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(16))
+    promoted: Mapped[bool] = mapped_column(Boolean)
+    params: Mapped[dict[str, Any] | None]
+    previous_params: Mapped[dict[str, Any] | None]
+    reason: Mapped[str]
+    evidence: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class LiveParameters(Base):
+    """The parameters the Strategies stage and the win-rate rule use for one account, strategy,
+    symbol and timeframe (no row: the strategy's defaults); ``promotion_id`` is the decision that set them."""
+
+    __tablename__ = "live_parameters"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    params: Mapped[dict[str, Any]]
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("parameter_promotions.id", ondelete="RESTRICT"))
+    updated_at: Mapped[dt.datetime] = _now()
+
+
+# ---------------------------------------------------------------- issue 15 fault matrix: a durable kill switch
+
+
+class KillSwitch(Base):
+    """An engaged kill switch, durably (Redis keeps nothing across a restart): ``scope`` "global"
+    or "account:<id>"; no row = released. Redis's key is the fast path, re-seeded from here
+    (tradingbot.pipeline.kill_switch)."""
+
+    __tablename__ = "kill_switches"
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str]
+    engaged_at: Mapped[dt.datetime] = _now()
 
 
 TABLES = tuple(Base.metadata.sorted_tables)

@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 
 from tradingbot.domain.backtest import kernel
+from tradingbot.domain.backtest.breakdown import breakdowns
 from tradingbot.domain.backtest.metrics import compute_metrics
 from tradingbot.domain.candles import bar_interval
 from tradingbot.domain.costs import SLIPPAGE_BPS, TAKER_FEE_RATE
 from tradingbot.domain.indicators import Indicators
+from tradingbot.domain.margin import FIRST_TIER_MMR
 from tradingbot.domain.strategies import Params, Signals, Strategy, get_strategy
 from tradingbot.errors import PermanentError
 
@@ -34,7 +36,8 @@ class BacktestConfig:
     size: float = 1.0  # fraction of equity committed (margin + opening fee) per position
     stop_loss: float = 0.0  # fraction of the entry price; 0 disables
     take_profit: float = 0.0  # fraction of the entry price; 0 disables
-    maintenance_margin: float = 0.005  # Binance's lowest BTCUSDT tier
+    # Binance's first BTCUSDT bracket, 0.4 % (domain.margin: the one source, with its citation)
+    maintenance_margin: float = FIRST_TIER_MMR
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -70,6 +73,7 @@ class BacktestResult:
             "params": self.params,
             "config": asdict(self.config),
             "metrics": {k: _json_number(v) for k, v in self.metrics.items()},
+            "breakdowns": breakdowns(self.trades),  # issue 18: by month, weekday, hour, exit reason, side
         }
 
     def trade_columns(self) -> dict[str, list[Any]]:

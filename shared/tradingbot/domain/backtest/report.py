@@ -78,6 +78,39 @@ def _fmt(key: str, value: float | int) -> str:
     return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.2f}"
 
 
+_TITLES = {
+    "by_month": "By month (exit, UTC)",
+    "by_weekday": "By weekday (exit, UTC)",
+    "by_hour": "By hour of day (exit, UTC)",
+    "by_exit_reason": "By exit reason",
+    "by_side": "Long against short",
+}
+
+
+def _breakdown_html(b: dict[str, Any]) -> str:
+    """One small table per breakdown, side by side, and the longest streaks."""
+    tables = []
+    for key, title in _TITLES.items():
+        body = "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{g['trades']:,}</td><td>{g['win_rate'] * 100:.1f} %</td>"
+            f"<td>{g['pnl']:,.2f}</td><td>{g['avg_pnl']:,.2f}</td></tr>"
+            for k, g in b[key].items()
+        )
+        tables.append(
+            f'<table class="breakdown" id="{key}"><caption>{html.escape(title)}</caption><tr><th></th><th>trades</th>'
+            f"<th>win rate</th><th>PnL (USDT)</th><th>avg PnL</th></tr>{body}</table>"
+        )
+    streaks = (f"<p id='streaks'>Max consecutive wins: {b['max_consecutive_wins']}; max consecutive losses: "
+               f"{b['max_consecutive_losses']}.</p>")  # fmt: skip
+    return (
+        "<h2>Breakdowns</h2>"
+        + streaks
+        + '<div style="display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start">'
+        + "".join(tables)
+        + "</div>"
+    )
+
+
 def render_html(result: BacktestResult) -> str:
     # plotly costs ~0.3 s to import: only the --report path pays it
     import plotly.graph_objects as go
@@ -132,6 +165,7 @@ def render_html(result: BacktestResult) -> str:
     )
     params = ", ".join(f"{k}={v}" for k, v in result.params.items())
     cfg = result.config
+    breakdown_html = _breakdown_html(result.summary_dict()["breakdowns"])
     title = f"{result.strategy} backtest"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -143,5 +177,6 @@ leverage {cfg.leverage}x, size {cfg.size * 100:.0f} % of equity. {len(candles):,
 {candles.index[0]:%Y-%m-%d %H:%M} to {candles.index[-1]:%Y-%m-%d %H:%M} UTC.</p>
 <table id="metrics">{rows}</table>
 {chart}
+{breakdown_html}
 </body></html>
 """

@@ -20,7 +20,12 @@ from tradingbot.entrypoints.cli.data import data_app
 from tradingbot.entrypoints.cli.exchange import reconcile
 from tradingbot.entrypoints.cli.feed import feed
 from tradingbot.entrypoints.cli.model import model_app
+from tradingbot.entrypoints.cli.operators import operators_app, telegram_app
+from tradingbot.entrypoints.cli.optimise import optimize
+from tradingbot.entrypoints.cli.params import params_app
+from tradingbot.entrypoints.cli.pine import pine_app
 from tradingbot.entrypoints.cli.pipeline import executions_app, kill_switch, replay, serve
+from tradingbot.entrypoints.cli.pnl import pnl
 from tradingbot.entrypoints.local.servers import servers_app
 
 if TYPE_CHECKING:  # the commands import these when they run: `tradingbot --help` stays under 0.3 s
@@ -37,12 +42,18 @@ app.add_typer(keys_app, name="keys", help="Exchange API keys, encrypted at rest.
 app.add_typer(servers_app, name="servers", help="Local PostgreSQL and Redis (embedded) for `make run`.")
 app.add_typer(executions_app, name="executions", help="Pipeline executions: list, show.")
 app.add_typer(data_app, name="data", help="Candle history for research: download, list.")
+app.add_typer(pine_app, name="pine", help="TradingView: Pine Script export, alert messages, script check.")
 app.command()(serve)
 app.command()(replay)
 app.command("reconcile")(reconcile)
+app.command("pnl")(pnl)
 app.command("kill-switch")(kill_switch)
 app.command("feed")(feed)
+app.command("optimize")(optimize)  # issue 18: entrypoints/cli/optimise.py
+app.add_typer(params_app, name="params", help="Live strategy parameters: show, promote, rollback.")
 app.add_typer(model_app, name="model", help="LSTM price model: train, evaluate, export, list, predict.")
+app.add_typer(operators_app, name="operators", help="Operators: who steers which accounts; API tokens.")
+app.add_typer(telegram_app, name="telegram", help="The Telegram bot: set-webhook, poll.")
 # When piped (CI logs, README tables) rich would wrap at 80 columns and cut strategy names.
 _WIDTH = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "140"))
 out = lazy_console(width=_WIDTH)
@@ -229,59 +240,6 @@ def strategies() -> None:
         out.print(f"[bold]{strat.name}[/]: {strat.description}")
         for p in strat.params:
             out.print(f"  {p.name} ({p.kind}) default {p.default}, range {p.low}..{p.high} step {p.step}  {p.help}")
-
-
-@app.command()
-def optimize(
-    strategy: Annotated[str, typer.Option(help="strategy name")],
-    data: Data = None,
-    symbol: Symbol = None,
-    timeframe: Timeframe = "1h",
-    exchange: Exchange = "binanceusdm",
-    param: Annotated[
-        list[str] | None, typer.Option(help="key=v1,v2,... values to try (default: the declared range)")
-    ] = None,
-    fee: Fee = float(TAKER_FEE_RATE),
-    slippage_bps: Slip = float(SLIPPAGE_BPS),
-    leverage: float = 1.0,
-    size: float = 1.0,
-    top: Annotated[int, typer.Option(help="rows to print")] = 10,
-    sort_by: Annotated[str, typer.Option(help="metric to rank by")] = "sharpe",
-    json_out: Annotated[Path | None, typer.Option("--json", help="write every combination's metrics")] = None,
-) -> None:
-    """Grid search: backtest every parameter combination in one compiled call."""
-    from tradingbot.adapters.history import HistoryError
-    from tradingbot.domain.backtest import BacktestConfig, BacktestConfigError, run_grid
-    from tradingbot.domain.candles import CandleDataError
-    from tradingbot.domain.strategies import StrategyError, get_strategy
-
-    try:
-        strat = get_strategy(strategy)
-        ranges: dict[str, list[int | float]] = {}
-        by_name = {p.name: p for p in strat.params}
-        for key, raw in parse_params(param or []).items():
-            if key not in by_name:
-                raise StrategyError(f"strategy {strat.name} has no parameter {key!r}; valid: {', '.join(by_name)}")
-            ranges[key] = [by_name[key].parse(v) for v in raw.split(",")]
-        config = BacktestConfig(fee=fee, slippage_bps=slippage_bps, leverage=leverage, size=size)
-        candles = load_research_candles(data, symbol, timeframe, exchange)
-        combos = list(strat.grid(ranges))
-        if not combos:
-            raise StrategyError("no valid parameter combination in the given ranges")
-    except (CandleDataError, StrategyError, BacktestConfigError, HistoryError) as exc:
-        fail(str(exc))
-        return
-    with _progress() as progress:
-        task = progress.add_task(f"grid {strat.name}", total=len(combos))
-        table = run_grid(candles, strat, combos, config, progress=lambda k: progress.advance(task, k))
-    if sort_by not in table.columns:
-        fail(f"--sort-by {sort_by!r}: choose one of {', '.join(table.columns)}")
-    table = table.sort_values(sort_by, ascending=sort_by == "max_drawdown")
-    if json_out:
-        with atomic_write(json_out) as tmp:
-            tmp.write_text(table.to_json(orient="records", indent=1))
-    typer.echo(f"{len(combos):,} combinations, best by {sort_by}:")
-    typer.echo(table.head(top).to_string(index=False, line_width=200))
 
 
 def main() -> None:  # pragma: no cover - console entry

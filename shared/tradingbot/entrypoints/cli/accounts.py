@@ -189,6 +189,9 @@ def set_limits(
     max_daily_loss_usd: Annotated[Decimal | None, typer.Option(help="stop trading for the day beyond this")] = None,
     max_open_positions: Annotated[int | None, typer.Option(help="concurrent open positions")] = None,
     risk_per_trade_pct: Annotated[Decimal | None, typer.Option(help="equity risked per trade, percent")] = None,
+    max_drawdown_pct: Annotated[
+        Decimal | None, typer.Option(help="refuse new entries this far below the equity peak, percent")
+    ] = None,
 ) -> None:
     """Change an account's risk limits (only the ones given)."""
     from tradingbot.adapters.persistence import repositories as repo
@@ -202,13 +205,38 @@ def set_limits(
             max_daily_loss_usd=max_daily_loss_usd,
             max_open_positions=max_open_positions,
             risk_per_trade_pct=risk_per_trade_pct,
+            max_drawdown_pct=max_drawdown_pct,
         )
         limits = repo.RiskLimits.of(account)
     out.print(
         f"limits for {name!r}: max position {_num(limits.max_position_usd)} USD, leverage {limits.max_leverage}x, "
         f"daily loss {_num(limits.max_daily_loss_usd)} USD, open positions {limits.max_open_positions}, "
-        f"risk/trade {_num(limits.risk_per_trade_pct)}%"
+        f"risk/trade {_num(limits.risk_per_trade_pct)}%, max drawdown {_num(limits.max_drawdown_pct)}%"
     )
+
+
+@accounts_app.command("endpoints")
+def endpoints(
+    name: NameOpt,
+    rest_url: Annotated[
+        str | None, typer.Option(help="REST base URL, e.g. https://my.okx.com ('' = the EXCHANGE_* default)")
+    ] = None,
+    ws_url: Annotated[str | None, typer.Option(help="WebSocket base URL ('' = the EXCHANGE_* default)")] = None,
+) -> None:
+    """Point an account at other venue hosts (a regional OKX host, a local stand-in); shows them."""
+    from tradingbot.adapters.persistence import repositories as repo
+    from tradingbot.settings import Settings
+
+    with _transaction() as (session, _):
+        account = repo.set_venue_urls(session, name, rest_url=rest_url, ws_url=ws_url)
+        urls, venue, testnet = dict(account.venue_urls or {}), account.exchange, account.testnet
+    if venue == "paper":
+        out.print(f"{name!r} is a paper account: it trades on no venue host")
+        return
+    defaults = Settings().exchange
+    rest = urls.get("rest") or f"{defaults.rest_url(venue, testnet=testnet)} (default)"
+    ws = urls.get("ws") or f"{defaults.ws_url(venue, testnet=testnet)} (default)"
+    out.print(f"endpoints for {name!r} ({venue}): REST {rest}, WebSocket {ws}", soft_wrap=True)
 
 
 # ------------------------------------------------------------------ keys

@@ -67,6 +67,7 @@ def run_reconcile(
     from tradingbot.adapters.persistence.errors import UnknownAccount
     from tradingbot.pipeline.order_service import default_exchange_factory, load_account
     from tradingbot.pipeline.reconcile import reconcile_account
+    from tradingbot.settings import Settings
 
     def sessions() -> AbstractContextManager[Session]:
         return session_scope(engine)
@@ -76,11 +77,14 @@ def run_reconcile(
     if account is not None and not accounts:
         raise UnknownAccount(account)
     factory = default_exchange_factory(sessions, cache, cipher)
+    # the cache: kill switch and order gate for an entry proven never placed (sent again with --fix,
+    # unless EXCHANGE_RECONCILE_RESEND_UNPLACED=false)
+    resend = cache if Settings().exchange.reconcile_resend_unplaced else None
     reports = []
     for ref in accounts:
         settings = load_account(sessions, ref.id)
         assert settings is not None
-        reports.append(reconcile_account(sessions, factory(settings), ref.id, fix=fix))
+        reports.append(reconcile_account(sessions, factory(settings), ref.id, fix=fix, cache=resend))
     return reports
 
 

@@ -38,6 +38,14 @@ BarsOpt = Annotated[int | None, typer.Option("--bars", help="use only the last N
 EpochsOpt = Annotated[int, typer.Option(help="maximum epochs (early stopping may end sooner)")]
 PatienceOpt = Annotated[int, typer.Option(help="early stopping: epochs without a better validation loss")]
 UnitsOpt = Annotated[str, typer.Option("--lstm-units", help="LSTM layer sizes, comma separated")]
+SymbolsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--symbols",
+        help="the symbol family the candles are of, comma separated TradingView tickers (BTCUSDT); default: "
+        "from the data file's name ({SYMBOL}-{tf}.*, as `data download` writes it; the bundled file is BTCUSDT)",
+    ),
+]
 DEFAULT_ARTIFACTS = Path("out/models")
 
 
@@ -75,6 +83,22 @@ def _candles(data: Path | None, bars: int | None) -> Any:
     except CandleDataError as exc:
         _fail(str(exc))
     return frame.iloc[-bars:] if bars else frame
+
+
+def _symbols(symbols: str | None, data: Path | None, training: Any) -> tuple[str, ...]:
+    """The family written into the artifact (Predict runs the model on no other symbol)."""
+    from tradingbot.domain.candles import bundled_path
+
+    try:
+        if symbols is not None:
+            family: tuple[str, ...] = training.symbol_family(symbols.split(","))
+        else:
+            family = training.symbols_from_path(data or bundled_path())
+    except ValueError as exc:
+        _fail(f"--{exc}")
+    if not family:
+        _fail(f"--symbols: name the symbol family the candles in {data} are of (e.g. --symbols ETHUSDT)")
+    return family
 
 
 def _train_config(
@@ -185,8 +209,10 @@ def train(
     metrics_from: Annotated[
         Path | None, typer.Option(help="a `model evaluate` JSON whose walk-forward summary goes into the metadata")
     ] = None,
+    symbols: SymbolsOpt = None,
 ) -> None:
-    """Train the LSTM (progress per epoch), then export it to ONNX with the parity check."""
+    """Train the LSTM (progress per epoch), then export it to ONNX with the parity check. The artifact
+    names the bar interval and the symbol family it was trained on; Predict runs it on nothing else."""
     from tradingbot.domain.candles import bundled_path
     from tradingbot.domain.features import FeatureError
 
@@ -194,12 +220,13 @@ def train(
     save_checkpoint, train_model = training.save_checkpoint, training.train_model
 
     cfg = _train_config(epochs, lstm_units, dropout, dense, batch_size, seed, patience)
+    family = _symbols(symbols, data, training)
     candles = _candles(data, bars)
     version = version or new_version()
     progress, on_epoch = _epoch_progress("training")
     try:
         with progress:
-            trained = train_model(candles, cfg, progress=on_epoch)
+            trained = train_model(candles, cfg, progress=on_epoch, symbols=family)
     except FeatureError as exc:
         _fail(str(exc))
     ckpt = save_checkpoint(trained, checkpoint_dir / version, str((data or bundled_path()).resolve()))
@@ -246,12 +273,18 @@ def export(
     version: Annotated[str | None, typer.Option(help="default: v<UTC timestamp>")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="artifacts folder")] = DEFAULT_ARTIFACTS,
     register: Annotated[bool, typer.Option("--register", help="record the version in model_versions")] = False,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="the symbol family, for a checkpoint that does not name it")
+    ] = None,
 ) -> None:
     """Convert a Keras checkpoint to ONNX; writes nothing unless ONNX and Keras agree (< 1e-4)."""
+    import dataclasses
+
     from tradingbot.domain.candles import CandleDataError
     from tradingbot.domain.features import FeatureError
 
-    load_checkpoint = _training("train").load_checkpoint
+    training = _training("train")
+    load_checkpoint = training.load_checkpoint
 
     if not (checkpoint / "training.json").is_file():
         _fail(f"{checkpoint}: not a training checkpoint (no training.json)")
@@ -259,6 +292,11 @@ def export(
         trained = load_checkpoint(checkpoint)
     except (FeatureError, CandleDataError) as exc:
         _fail(str(exc))
+    if symbols is not None:
+        try:
+            trained = dataclasses.replace(trained, symbols=training.symbol_family(symbols.split(",")))
+        except ValueError as exc:
+            _fail(f"--{exc}")
     _export(trained, out_dir, name, version, register)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -106,10 +107,12 @@ def serve(
     candles when the venue cannot be reached; paper orders fill on its prices. Ctrl-C stops."""
     from tradingbot.adapters.exchange.paper_matcher import start_paper_matcher
     from tradingbot.adapters.persistence import config as persistence_config
+    from tradingbot.entrypoints.local.executions import LocalSfnClient, WorkerPool, requeue_orphans
     from tradingbot.entrypoints.local.http import make_server, serve_in_thread
     from tradingbot.entrypoints.local.market import LocalMarket
-    from tradingbot.entrypoints.local.runner import LocalStepFunctions, TraceRecorder
+    from tradingbot.entrypoints.local.runner import FUNCTION_PREFIX, STATE_MACHINE_ARN, render_definition
     from tradingbot.entrypoints.local.servers import start_detached
+    from tradingbot.pipeline.redrive import sweep
     from tradingbot.pipeline.runtime import Runtime, set_runtime
     from tradingbot.settings import Settings
 
@@ -127,19 +130,40 @@ def serve(
     market = LocalMarket(settings, redis, rt.cache).start()
     # fills resting paper stops / targets (and settles funding) on every price the market writes
     matcher = start_paper_matcher(database, redis, price_source=market.venue)
-    local = LocalStepFunctions(rt).start()
-    recorder = TraceRecorder(local, market=market.summary).start()
+    # issue 15: the reconcile Lambda's every-minute pass, on a timer here (tradingbot.pipeline.reconcile)
+    from tradingbot.pipeline.reconcile import ReconcileLoop, scheduled_pass
+
+    reconciler = ReconcileLoop(lambda: scheduled_pass(rt) or [], every_s=settings.exchange.reconcile_every_s).start()
+    # executions: durable rows in PostgreSQL run by worker processes (the HTTP server only
+    # acknowledges); what a previous `serve` left running (kill -9) is queued again first
+    rt.settings = rt.settings.model_copy(update={"state_machine_arn": STATE_MACHINE_ARN})
+    resumed = requeue_orphans(rt, STATE_MACHINE_ARN)
+    local = settings.local
+    workers = WorkerPool(database_url=database, redis_url=redis, state_machine_arn=STATE_MACHINE_ARN,
+                         definition=render_definition(), function_prefix=FUNCTION_PREFIX,
+                         workers=local.workers, threads=local.worker_threads).start()  # fmt: skip
+    rt.sfn_client = LocalSfnClient(rt, STATE_MACHINE_ARN, wake=workers.wake)
+    redriven = sweep(rt, grace_s=0)  # at start nothing of ours is in flight: every undecided alert
+    stop_sweeps = threading.Event()
+
+    def sweeps() -> None:
+        while not stop_sweeps.wait(local.sweep_interval_s):
+            try:
+                sweep(rt)
+            except Exception as exc:  # the database restarting: the next sweep tries again
+                err.print(f"re-drive sweep failed: {type(exc).__name__}")
+
+    threading.Thread(target=sweeps, name="redrive-sweeper", daemon=True).start()
     token = _demo_token(rt, data_dir)
 
-    def on_response(event: dict[str, Any], result: dict[str, Any]) -> None:
-        if result.get("statusCode") == 202:
-            body = json.loads(result.get("body") or "{}")
-            if not body.get("duplicate"):
-                recorder.watch(body["execution_id"])
-
     from tradingbot.entrypoints.lambdas.webhook import handler as webhook_handler
+    from tradingbot.entrypoints.local.cockpit import demo_operator_token, start_telegram_polling
+    from tradingbot.entrypoints.local.routes import local_routes
 
-    server = make_server(host, port, webhook_handler, on_response)
+    # /api and /dashboard -> the operator API, /telegram/webhook -> the bot, the rest -> the webhook
+    server = make_server(host, port, local_routes(webhook_handler))
+    operator_token = demo_operator_token(rt, data_dir, DEMO_ACCOUNT)
+    telegram_stop = start_telegram_polling(rt)
     serve_in_thread(server)
     url = f"http://{host}:{server.server_address[1]}"
     price = _market_price(rt, market.venue)
@@ -154,7 +178,14 @@ def serve(
         out.print(f"  [bold yellow]market:      OFFLINE REPLAY[/] of the packaged candles ({market.reason})",
                   highlight=False)  # fmt: skip
         out.print("               decisions and orders on it are labelled 'offline replay'", highlight=False)
+    out.print(f"  executions:  {local.workers} worker processes x {local.worker_threads}; after a restart "
+              f"{resumed} resumed, {redriven.count('redriven')} undecided alerts re-driven",
+              highlight=False)  # fmt: skip
     out.print(f"  Swagger UI:  {url}/docs")
+    out.print(f"  dashboard:   {url}/dashboard#token={operator_token}", soft_wrap=True, highlight=False)
+    out.print(f"  operator API {url}/api/docs (operator {'demo'!r}; token in {data_dir / 'demo-operator-token'})")
+    if telegram_stop is not None:
+        out.print("  telegram:    answering commands by long polling (getUpdates)")
     out.print(f"  health:      {url}/health")
     out.print(f"  demo account {DEMO_ACCOUNT!r} (paper); its webhook token is in {data_dir / 'demo-webhook-token'}")
     why = f"in the direction the LSTM predicts ({direction})" if direction else "long (no model loaded)"
@@ -162,6 +193,8 @@ def serve(
     out.print(f"    curl -s -X POST {url}/webhook/tradingview -H 'Content-Type: application/json' -d '{alert}'",
               soft_wrap=True, highlight=False)  # fmt: skip
     out.print("  then: tradingbot executions list / tradingbot executions show ID")
+    out.print(f"  reconcile:   every {settings.exchange.reconcile_every_s:g} s (EXCHANGE_RECONCILE_EVERY_S): orders, "
+              "positions, stops and targets", highlight=False)  # fmt: skip
     try:
         while True:
             time.sleep(3600)
@@ -169,15 +202,21 @@ def serve(
         out.print("stopping")
     finally:
         server.shutdown()
-        recorder.stop()
-        local.stop()
+        if telegram_stop is not None:
+            telegram_stop.set()
+        stop_sweeps.set()
+        workers.stop()
         matcher.stop()
+        reconciler.stop()
         market.stop()
 
 
 @executions_app.command("list")
-def executions_list(limit: Annotated[int, typer.Option(help="rows")] = 20) -> None:
-    """The latest executions with their outcome."""
+def executions_list(
+    limit: Annotated[int, typer.Option(help="rows")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="as JSON: each with its status, outcome and reason")] = False,
+) -> None:
+    """The latest executions with their final outcome and its reason."""
     from rich.table import Table
 
     from tradingbot.adapters.persistence import repositories as repo
@@ -185,44 +224,37 @@ def executions_list(limit: Annotated[int, typer.Option(help="rows")] = 20) -> No
 
     rt = _runtime()
     with session_scope(rt.engine()) as s:
-        rows = repo.recent_decisions(s, limit)
-        table = Table(title="executions (newest first)")
-        for col in ("id", "execution", "symbol", "action", "outcome", "status", "ms", "market", "reason"):
-            table.add_column(col)
-        for d in rows:
-            meta = (d.stages or {}).get("_execution", {})
-            result, reason = outcome(d.stages or {}, d.final_action, d.rejection_reason)
-            table.add_row(str(d.id), d.execution_name, d.symbol, d.final_action or "-", result,
-                          meta.get("status", "-"), str(meta.get("duration_ms", "-")), market_label(meta),
-                          (reason or "")[:60])  # fmt: skip
+        rows = [summary(d) for d in repo.recent_decisions(s, limit)]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1, default=str))
+        return
+    table = Table(title="executions (newest first)")
+    for col in ("id", "execution", "symbol", "action", "outcome", "status", "ms", "market"):
+        table.add_column(col)
+    table.add_column("reason", overflow="fold")
+    for r in rows:
+        table.add_row(str(r["id"]), r["execution_name"], r["symbol"], r["final_action"] or "-", r["outcome"],
+                      r["status"] or "-", str(r["duration_ms"] if r["duration_ms"] is not None else "-"),
+                      r["market"], r["reason"] or "")  # fmt: skip
     out.print(table)
 
 
-_ORDER_OUTCOME = {
-    "filled": "filled",
-    "partially_filled": "partially filled",
-    "rejected": "order rejected",
-    "no_op": "no order",
-    "pending": "order pending",
-}
+def summary(d: Decision) -> dict[str, Any]:
+    """One execution as ``executions list|show`` report it: its Step Functions status and duration,
+    what actually happened (the outcome) and why."""
+    stages = d.stages or {}
+    meta = stages.get("_execution") or {}
+    result, reason = outcome(stages, d.final_action, d.rejection_reason)
+    return {"id": d.id, "execution_name": d.execution_name, "symbol": d.symbol, "final_action": d.final_action,
+            "status": meta.get("status"), "duration_ms": meta.get("duration_ms"), "outcome": result,
+            "reason": reason, "market": market_label(meta)}  # fmt: skip
 
 
 def outcome(stages: dict[str, Any], final_action: str | None, rejection_reason: str | None) -> tuple[str, str | None]:
-    """What actually happened, from the execution report when there is one (a venue's rejection,
-    e.g. ``no_price``, is not a trade whatever the intent was), else from the decision: the
-    validator's rejection or the pipeline's error."""
-    report = stages.get("execution")
-    if isinstance(report, dict) and report.get("status"):
-        status = str(report["status"])
-        reason = report.get("reason") or next(
-            (leg.get("reason") for leg in report.get("orders") or [] if leg.get("reason")), None
-        )
-        return _ORDER_OUTCOME.get(status, status), reason or rejection_reason
-    if final_action == "rejected":
-        return "rejected", rejection_reason
-    if final_action == "error":
-        return "failed", rejection_reason
-    return "-", rejection_reason
+    """What actually happened (the operator API answers the same: tradingbot.pipeline.operator_api.outcome)."""
+    from tradingbot.pipeline.operator_api import outcome as decided
+
+    return decided(stages, final_action, rejection_reason)
 
 
 def market_label(meta: dict[str, Any]) -> str:
@@ -244,40 +276,38 @@ def _find(s: Any, ident: str) -> Decision:
 @executions_app.command("show")
 def executions_show(
     ident: Annotated[str, typer.Argument(help="decision id or execution name")],
-    as_json: Annotated[bool, typer.Option("--json", help="the whole record as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole record as JSON, with its status")] = False,
 ) -> None:
-    """Each state of one execution with its input, output and duration."""
+    """Each state of one execution with its own result (what it added to the state) and duration."""
     from rich.table import Table
 
     from tradingbot.adapters.persistence.db import session_scope
+    from tradingbot.pipeline.operator_api import execution_states
 
     rt = _runtime()
     with session_scope(rt.engine()) as s:
         d = _find(s, ident)
+        head = summary(d)
+        states = execution_states(d.stages or {})
         record: dict[str, Any] = {
-            "id": d.id, "execution_name": d.execution_name, "symbol": d.symbol, "final_action": d.final_action,
-            "rejection_reason": d.rejection_reason, "inputs": d.inputs, "stages": d.stages,
+            **head, "rejection_reason": d.rejection_reason, "inputs": d.inputs, "states": states,
+            "stages": d.stages,
         }  # fmt: skip
+        market = ((d.stages or {}).get("_execution") or {}).get("market")
     if as_json:
         typer.echo(json.dumps(record, indent=1, default=str))
         return
-    stages_json: dict[str, Any] = record["stages"] or {}
-    meta: dict[str, Any] = stages_json.get("_execution", {})
-    result, reason = outcome(stages_json, record["final_action"], record["rejection_reason"])
-    out.print(f"[bold]{record['execution_name']}[/] {meta.get('status', '?')} in {meta.get('duration_ms', '?')} ms: "
-              f"{record['final_action']} -> {result} {reason or ''}", highlight=False)  # fmt: skip
-    market = meta.get("market")
+    out.print(f"[bold]{head['execution_name']}[/] {head['status'] or '?'} in {head['duration_ms'] or '?'} ms: "
+              f"{head['final_action']} -> {head['outcome']} {head['reason'] or ''}", highlight=False)  # fmt: skip
     if isinstance(market, dict):
         style = "green" if market.get("live") else "bold yellow"
         out.print(f"market: [{style}]{market.get('mode')}[/] ({market.get('reason', '')})", highlight=False)
     table = Table()
-    for col in ("state", "ms", "output"):
+    for col in ("state", "ms", "result"):
         table.add_column(col, overflow="fold")
-    for st in meta.get("states", []):
-        output = json.dumps(
-            st.get("output") if "output" in st else {"error": st.get("error"), "cause": st.get("cause")}
-        )
-        table.add_row(st["state"], str(st.get("duration_ms", "")), output[:300])
+    for st in states:
+        own = st["result"] if "result" in st else {"error": st.get("error"), "cause": st.get("cause")}
+        table.add_row(st["state"], str(st.get("duration_ms") or ""), json.dumps(own, default=str)[:300])
     out.print(table)
 
 
@@ -331,13 +361,18 @@ def kill_switch(
     if account is not None:
         with session_scope(rt.engine()) as s:
             account_id = repo.get_account(s, account).id
-    try:
+    from tradingbot.pipeline import kill_switch as switch
+
+    def sessions() -> Any:
+        return session_scope(rt.engine())
+
+    try:  # PostgreSQL is the durable record, Redis the fast path (pipeline/kill_switch.py)
         cache = rt.cache()
         if action == "engage":
-            cache.engage_kill_switch(reason, account_id=account_id)
+            switch.engage(sessions, cache, reason=reason, account_id=account_id)
         elif action == "release":
-            cache.release_kill_switch(account_id=account_id)
-        state = cache.kill_switch(account_id)
+            switch.release(sessions, cache, account_id=account_id)
+        state = switch.state(sessions, cache, account_id)
     except CacheUnavailable as exc:
         err.print(f"[bold red]error:[/] Redis unreachable, the switch state is unknown ({exc}); orders are refused")
         raise typer.Exit(1) from None

@@ -1,4 +1,5 @@
-"""Lambda ``backtest``: the optimisation worker (an EventBridge schedule, or one item of a Map state)."""
+"""Lambda ``backtest``: the optimisation worker (one invocation per strategy, or the plan / fold /
+aggregate steps of statemachines/optimise.asl.json; see tradingbot.pipeline.contracts.OptimiseRequest)."""
 
 from __future__ import annotations
 
@@ -11,4 +12,7 @@ from tradingbot.pipeline.optimise import optimise
 
 @lambda_edge("backtest", correlation_id_path="id")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # the Plan state passes the execution's input whole under "request" beside its own keys
+    if isinstance(event, dict) and isinstance(event.get("request"), dict):
+        event = event["request"] | {k: v for k, v in event.items() if k != "request"}
     return optimise(parse(OptimiseRequest, event))

@@ -130,6 +130,13 @@ def _count(name: str) -> Callable[[Handler], Handler]:
     return wrap
 
 
+def add_count(name: str, value: float) -> None:
+    """One EMF count from inside a handler (e.g. reconcile's drift); nothing when metrics are off
+    (locally), where no :func:`lambda_edge` flushes them."""
+    if _emf_enabled():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 def _with_context(function_name: str, fn: Handler) -> Handler:
     @functools.wraps(fn)
     def wrapper(event: dict[str, Any], context: Any = None) -> Any:
@@ -145,6 +152,11 @@ def _emf_enabled() -> bool:
     if os.environ.get("POWERTOOLS_METRICS_DISABLED") is None:
         return ON_LAMBDA
     return not is_metrics_disabled()
+
+
+def emf_enabled() -> bool:
+    """Whether handlers' metrics are flushed (on Lambda, or when POWERTOOLS_METRICS_DISABLED says so)."""
+    return _emf_enabled()
 
 
 def lambda_edge(function: str, *, correlation_id_path: str = "idempotency_key") -> Callable[[Handler], Handler]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tradingbot.entrypoints.lambdas.edge import lambda_edge, parse
+from tradingbot.entrypoints.lambdas import business_metrics
+from tradingbot.entrypoints.lambdas.edge import emf_enabled, lambda_edge, metrics, parse
 from tradingbot.pipeline.contracts import RecordRequest
 from tradingbot.pipeline.record import record_outcome_stage
 from tradingbot.pipeline.runtime import get_runtime
@@ -12,4 +13,8 @@ from tradingbot.pipeline.runtime import get_runtime
 
 @lambda_edge("record_outcome", correlation_id_path="execution_name")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return record_outcome_stage(get_runtime(), parse(RecordRequest, event)).to_json()
+    req = parse(RecordRequest, event)
+    result = record_outcome_stage(get_runtime(), req).to_json()
+    if emf_enabled():  # business metrics (issue 17): outcomes, rejecting rule, fills, slippage, voters
+        business_metrics.record(metrics, req)
+    return result

@@ -8,8 +8,10 @@ from tradingbot.entrypoints.lambdas import (
     execute,
     notify,
     predict,
+    reconcile,
     record_outcome,
     strategies,
+    sweeper,
     validate,
     vote,
     webhook,
@@ -26,4 +28,6 @@ HANDLERS: dict[str, Handler] = {
     "notify": notify.handler,
     "record_outcome": record_outcome.handler,
     "backtest": backtest.handler,
+    "reconcile": reconcile.handler,  # EventBridge every minute (not a state machine task)
+    "sweeper": sweeper.handler,  # EventBridge every minute: re-drive (issue 16; `serve` runs the sweep itself)
 }

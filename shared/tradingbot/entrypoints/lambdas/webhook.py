@@ -17,7 +17,8 @@ from pydantic import BaseModel
 
 from tradingbot.domain.alert import TradingViewAlert
 from tradingbot.entrypoints.lambdas.edge import http_edge, logger
-from tradingbot.pipeline.runtime import get_runtime
+from tradingbot.pipeline import ingress
+from tradingbot.pipeline.runtime import Runtime, get_runtime
 from tradingbot.pipeline.webhook import WebhookResult, receive_alert
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -39,8 +40,13 @@ def _respond(result: WebhookResult) -> Response[str]:
         # counted by the "signals" metric filter on the webhook's log group (cdk monitoring stack)
         logger.info("signal accepted", extra={"event": "signal_accepted", "execution_id": result.body["execution_id"]})
     elif result.status >= 400:
-        logger.info("alert refused", extra={"event": "alert_refused", "error": result.body.get("error")})
-    return Response(status_code=result.status, content_type="application/json", body=json.dumps(result.body))
+        # debug only: a flood must not write a log line per request; refusals are counted in
+        # ingress_refusals, and the first of each (minute, reason, source) is logged there
+        logger.debug("alert refused", extra={"event": "alert_refused", "error": result.body.get("error")})
+    return Response(
+        status_code=result.status, content_type="application/json", body=json.dumps(result.body),
+        headers=dict(result.headers) or None,
+    )  # fmt: skip
 
 
 def _source_ip() -> str | None:
@@ -70,10 +76,15 @@ def _event_body(event: dict[str, Any]) -> bytes:
         202: {"description": "accepted", "content": {"application/json": {"model": Accepted}}},
         400: {"description": "malformed body", "content": {"application/json": {"model": ErrorBody}}},
         401: {"description": "unknown token", "content": {"application/json": {"model": ErrorBody}}},
+        403: {"description": "source IP not allowed, or (mutual TLS) not TradingView's client certificate",
+              "content": {"application/json": {"model": ErrorBody}}},
         413: {"description": "body over 8 KB", "content": {"application/json": {"model": ErrorBody}}},
         422: {"description": "invalid field, stale alert, unknown symbol",
               "content": {"application/json": {"model": ErrorBody}}},
-        429: {"description": "too many wrong tokens", "content": {"application/json": {"model": ErrorBody}}},
+        429: {"description": "source locked out after wrong tokens, or the account's alerts per minute "
+              "exceeded (Retry-After says when to retry)", "content": {"application/json": {"model": ErrorBody}}},
+        503: {"description": "a dependency is unavailable; retry (TradingView resends after a 5xx)",
+              "content": {"application/json": {"model": ErrorBody}}},
     },
 )  # fmt: skip
 def tradingview(alert: Annotated[TradingViewAlert, Body()]) -> Response[str]:
@@ -87,9 +98,31 @@ def invalid_request(_: RequestValidationError) -> Response[str]:
     return _respond(receive_alert(get_runtime(), _raw_body(), _source_ip()))
 
 
-@app.get("/health", summary="Liveness and dependency check")
-def health() -> dict[str, Any]:
+class PublicHealth(BaseModel):
+    status: str  # "up" or "down"
+
+
+@app.get(
+    "/health",
+    summary="Up or down",
+    description="Public: only `up` (200) or `down` (503), no dependency names or errors. With "
+    "`Authorization: Bearer <operator token>` (or the token whose SHA-256 is HEALTH_TOKEN_SHA256): "
+    "each dependency's check and the market the local runtime decides on.",
+    responses={
+        200: {"description": "up", "content": {"application/json": {"model": PublicHealth}}},
+        503: {"description": "down", "content": {"application/json": {"model": PublicHealth}}},
+    },
+)  # fmt: skip
+def health() -> Response[str]:
     rt = get_runtime()
+    detail = _health_detail(rt)
+    up = detail["status"] == "ok"
+    authorization = app.current_event.headers.get("Authorization") or app.current_event.headers.get("authorization")
+    body = detail if ingress.detailed_health_allowed(rt, authorization) else {"status": "up" if up else "down"}
+    return Response(status_code=200 if up else 503, content_type="application/json", body=json.dumps(body))
+
+
+def _health_detail(rt: Runtime) -> dict[str, Any]:
     checks: dict[str, str] = {}
     try:
         with rt.engine().connect() as conn:
@@ -110,8 +143,9 @@ def health() -> dict[str, Any]:
     return body
 
 
-def _json_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json", **(headers or {})},
+            "body": json.dumps(body)}  # fmt: skip
 
 
 @http_edge("webhook", correlation_id_path=correlation_paths.API_GATEWAY_REST)
@@ -119,19 +153,33 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raw = _event_body(event)
     limit = get_runtime().settings.webhook_max_body_bytes
     is_webhook = str(event.get("path", "")).startswith("/webhook")
+    refused = ingress.client_certificate_refusal(get_runtime(), event) if is_webhook else None
+    if refused is not None:  # mutual TLS: a certificate the truststore accepts but that is not TradingView's
+        return _json_response(refused.status, refused.body, refused.headers)
     if is_webhook and (len(raw) > limit or _not_utf8(raw)):
         # refused before the resolver: an oversized or binary body gets the same named 4xx and
         # stored record as any other bad body, at no parsing cost
         ip = (event.get("requestContext") or {}).get("identity", {}).get("sourceIp")
         result = receive_alert(get_runtime(), raw, ip)
-        return _json_response(result.status, result.body)
+        return _json_response(result.status, result.body, result.headers)
     try:
-        return app.resolve(event, context)
+        return app.resolve(_read_as_json(event) if is_webhook else event, context)
     except Exception:
         # a dependency failed (database pool exhausted or unreachable, Redis ...): the sender gets a
         # retryable 503 with a reason, never an unhandled error; redeliveries are de-duplicated
         logger.exception("webhook failed", extra={"event": "webhook_error"})
         return _json_response(503, {"error": "unavailable", "message": "temporarily unavailable; retry"})
+
+
+def _read_as_json(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its Content-Type read as JSON: TradingView sends ``text/plain`` whenever the
+    message it was given is not JSON as typed (https://www.tradingview.com/support/solutions/43000529348),
+    and Powertools' validation would answer 415 before the body is read. The body is parsed as JSON
+    whatever the header says (domain.alert.parse_alert), so a non-JSON body still gets its named 400."""
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    return {**event, "headers": {**headers, "Content-Type": "application/json"},
+            "multiValueHeaders": {**multi, "Content-Type": ["application/json"]}}  # fmt: skip
 
 
 def _not_utf8(raw: bytes) -> bool:

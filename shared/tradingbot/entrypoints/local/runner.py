@@ -1,26 +1,26 @@
-"""Run the real state machine definition locally: moto's Step Functions interpreter executes
-``statemachines/trading_pipeline.asl.json``; its Lambda invocations are dispatched in-process to the
-same handlers that run on AWS (``tradingbot.entrypoints.lambdas.registry``).
+"""Run the real state machine definition locally: the local ASL runtime (tradingbot.entrypoints.local.asl,
+docs/adr/0008) executes ``statemachines/trading_pipeline.asl.json`` as durable executions in
+PostgreSQL (tradingbot.entrypoints.local.executions); its Lambda invocations are dispatched
+in-process to the same handlers that run on AWS (``tradingbot.entrypoints.lambdas.registry``).
 
 Used by ``tradingbot serve`` (``make run``), ``tradingbot replay`` and the tests.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tradingbot.adapters.persistence import repositories as repo
-from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.entrypoints.local.executions import history_to_trace, store_trace
 from tradingbot.pipeline.runtime import Runtime
+
+__all__ = ["history_to_trace", "store_trace"]  # kept here for their callers; they live with the executions
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -57,7 +57,7 @@ def substitutions(definition: Path) -> dict[str, str]:
 
 def render_definition(path: Path | None = None) -> str:
     """The definition with every placeholder replaced by its local ARN; a placeholder the manifest
-    does not list is an error (moto would accept it and fail only when the state runs)."""
+    does not list is an error (it would otherwise fail only when the state runs)."""
     definition = path or definition_path()
     text = definition.read_text()
     for placeholder, arn in substitutions(definition).items():
@@ -68,74 +68,40 @@ def render_definition(path: Path | None = None) -> str:
 
 
 Handler = Callable[[dict[str, Any], Any], Any]
-
-
-def _dispatcher(handlers: dict[str, Handler], calls: list[tuple[str, float]]) -> Callable[..., bytes]:
-    """Replacement for moto's LambdaBackend.invoke: call our handler in this process, and answer
-    the way Lambda does (a raised exception becomes an Unhandled function error with errorType)."""
-
-    def invoke(_backend: Any, function_name: str, _qualifier: Any, body: Any, _headers: Any,
-               response_headers: dict[str, str]) -> bytes:  # fmt: skip
-        name = function_name.rsplit(":", 1)[-1].removeprefix(FUNCTION_PREFIX)
-        handler = handlers.get(name)
-        if handler is None:
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": "ResourceNotFoundException", "errorMessage": name}).encode()
-        event = json.loads(body) if body else {}
-        started = time.perf_counter()
-        try:
-            result = handler(event, None)
-        except Exception as exc:
-            response_headers["x-amz-function-error"] = "Unhandled"
-            payload = {"errorType": type(exc).__name__, "errorMessage": str(exc),
-                       "stackTrace": traceback.format_exception(exc)[-3:]}  # fmt: skip
-            return json.dumps(payload).encode()
-        finally:
-            calls.append((name, time.perf_counter() - started))
-        return json.dumps(result, default=str).encode()
-
-    return invoke
+STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:trading-pipeline"
 
 
 class LocalStepFunctions:
-    """moto Step Functions with the pipeline's state machine and in-process Lambdas."""
+    """The pipeline's state machine on the local ASL runtime, executed by threads of this process
+    (tests, ``tradingbot replay``); ``tradingbot serve`` runs the same executor in worker processes
+    (tradingbot.entrypoints.local.executions.WorkerPool)."""
 
-    def __init__(self, runtime: Runtime, handlers: dict[str, Handler] | None = None) -> None:
+    def __init__(self, runtime: Runtime, handlers: dict[str, Handler] | None = None, *, threads: int = 4) -> None:
         from tradingbot.entrypoints.lambdas.registry import HANDLERS
 
         self.runtime = runtime
         self.handlers = dict(handlers or HANDLERS)
-        self.calls: list[tuple[str, float]] = []
-        self.state_machine_arn = ""
-        self._mock: Any = None
-        self._saved_invoke: Any = None
+        self.threads = threads
+        self.state_machine_arn = STATE_MACHINE_ARN
+        self._executor: Any = None
 
     def start(self) -> LocalStepFunctions:
-        import boto3
-        from moto import mock_aws
-        from moto.awslambda.models import LambdaBackend
+        from tradingbot.entrypoints.local.executions import Executor, LocalSfnClient
 
-        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
-        self._mock.start()
-        self._saved_invoke = LambdaBackend.invoke
-        LambdaBackend.invoke = _dispatcher(self.handlers, self.calls)  # type: ignore[method-assign]
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        self.state_machine_arn = sfn.create_state_machine(
-            name="trading-pipeline", definition=render_definition(),
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/trading-pipeline",
-        )["stateMachineArn"]  # fmt: skip
-        self.runtime.sfn_client = sfn
+        self._executor = Executor(
+            self.runtime, state_machine_arn=self.state_machine_arn, definition=render_definition(),
+            handlers=self.handlers, function_prefix=FUNCTION_PREFIX, threads=self.threads,
+        )  # fmt: skip
+        self.runtime.sfn_client = LocalSfnClient(self.runtime, self.state_machine_arn, wake=self._executor.wake.set)
         self.runtime.settings = self.runtime.settings.model_copy(update={"state_machine_arn": self.state_machine_arn})
+        self._executor.start()
         return self
 
     def stop(self, drain_s: float = 30.0) -> None:
-        from moto.awslambda.models import LambdaBackend
-
-        if self._mock is not None:
-            self.drain(drain_s)  # executions still running would lose their Lambda dispatcher
-            LambdaBackend.invoke = self._saved_invoke  # type: ignore[method-assign]
-            self._mock.stop()
-            self._mock = None
+        if self._executor is not None:
+            self.drain(drain_s)
+            self._executor.stop()
+            self._executor = None
 
     def drain(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -174,64 +140,6 @@ class LocalStepFunctions:
         desc = self.wait(arn, timeout_s)
         store_trace(self.runtime, name, desc, self.trace(arn))
         return desc
-
-
-def history_to_trace(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    entered: dict[str, dict[str, Any]] = {}
-    out: list[dict[str, Any]] = []
-    for e in events:
-        kind = e["type"]
-        if kind.endswith("StateEntered"):
-            d = e["stateEnteredEventDetails"]
-            entered[d["name"]] = {"state": d["name"], "type": kind.removesuffix("StateEntered"),
-                                  "input": _json(d.get("input")), "started": e["timestamp"]}  # fmt: skip
-        elif kind.endswith("StateExited"):
-            d = e["stateExitedEventDetails"]
-            item = entered.pop(d["name"], {"state": d["name"], "started": e["timestamp"]})
-            item["output"] = _json(d.get("output"))
-            item["duration_ms"] = round((e["timestamp"] - item["started"]).total_seconds() * 1000, 2)
-            item["started"] = _iso(item["started"])
-            out.append(item)
-        elif kind in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed"):
-            details: dict[str, Any] = next((v for k, v in e.items() if k.endswith("EventDetails")), {})
-            out.append({"state": kind, "error": details.get("error"), "cause": details.get("cause"),
-                        "started": _iso(e["timestamp"])})  # fmt: skip
-    return out
-
-
-def _json(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _iso(ts: Any) -> str:
-    return ts.astimezone(dt.UTC).isoformat() if isinstance(ts, dt.datetime) else str(ts)
-
-
-def store_trace(
-    rt: Runtime,
-    execution_name: str,
-    desc: dict[str, Any],
-    trace: list[dict[str, Any]],
-    market: dict[str, Any] | None = None,
-) -> None:
-    """Attach the execution's per-state trace and status to its decision record, and (``serve``)
-    where its market data came from: the live feed or the offline replay."""
-    started, stopped = desc.get("startDate"), desc.get("stopDate")
-    meta = {
-        "status": desc["status"], "execution_arn": desc["executionArn"], "started": _iso(started),
-        "stopped": _iso(stopped) if stopped else None,
-        "duration_ms": round((stopped - started).total_seconds() * 1000, 2) if started and stopped else None,
-        "states": trace,
-    }  # fmt: skip
-    if market is not None:
-        meta["market"] = market
-    with session_scope(rt.engine()) as s:
-        repo.attach_execution_trace(s, execution_name, meta)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from tradingbot.adapters.persistence.repositories.accounts import (
     reencrypt_all_credentials,
     rotate_webhook_token,
     set_limits,
+    set_venue_urls,
     store_credentials,
 )
 from tradingbot.adapters.persistence.repositories.alerts import (
@@ -42,7 +43,9 @@ from tradingbot.adapters.persistence.repositories.decisions import (
     record_decision,
 )
 from tradingbot.adapters.persistence.repositories.executions import (
+    executions_in_status,
     find_execution,
+    recent_executions,
     store_execution,
 )
 from tradingbot.adapters.persistence.repositories.models import (
@@ -78,6 +81,16 @@ from tradingbot.adapters.persistence.repositories.paper import (
     set_paper_symbol_setting,
     upsert_paper_position,
 )
+from tradingbot.adapters.persistence.repositories.pipeline_starts import (
+    PendingStart,
+    last_start_error,
+    mark_start_failed,
+    mark_started,
+    note_start,
+    record_start,
+    start_for_alert,
+    undecided_starts,
+)
 from tradingbot.adapters.persistence.repositories.positions import (
     open_positions,
     position_matches,
@@ -90,6 +103,7 @@ __all__ = [
     "TOKEN_PREFIX",
     "AccountRef",
     "LiveOrderRow",
+    "PendingStart",
     "RecordedAlert",
     "RiskLimits",
     "account_by_id",
@@ -101,6 +115,7 @@ __all__ = [
     "create_account",
     "create_order",
     "credential_hints",
+    "executions_in_status",
     "filled_quantity",
     "find_account",
     "find_account_by_token",
@@ -109,12 +124,16 @@ __all__ = [
     "get_account",
     "hash_token",
     "known_exchange_order_ids",
+    "last_start_error",
     "list_accounts",
     "list_model_versions",
     "load_credentials",
     "lock_account_orders",
     "lock_paper_wallet",
+    "mark_start_failed",
+    "mark_started",
     "new_webhook_token",
+    "note_start",
     "open_positions",
     "order_by_client_id",
     "order_fills",
@@ -128,10 +147,12 @@ __all__ = [
     "position_matches",
     "realized_pnl_since",
     "recent_decisions",
+    "recent_executions",
     "recent_orders",
     "record_alert",
     "record_decision",
     "record_fill",
+    "record_start",
     "reencrypt_all_credentials",
     "register_model_version",
     "resting_paper_orders",
@@ -139,10 +160,13 @@ __all__ = [
     "set_alert_status",
     "set_limits",
     "set_paper_symbol_setting",
+    "set_venue_urls",
+    "start_for_alert",
     "store_credentials",
     "store_execution",
     "sync_positions",
     "transition_order",
+    "undecided_starts",
     "unresolved_orders",
     "upsert_paper_position",
 ]

@@ -22,6 +22,7 @@ from tradingbot.adapters.crypto import EnvelopeCipher, ExchangeCredentials, reen
 from tradingbot.adapters.persistence.errors import (
     DuplicateAccountName,
     InvalidLimits,
+    InvalidVenueUrl,
     UnknownAccount,
     UnknownExchange,
 )
@@ -57,6 +58,7 @@ class RiskLimits:
     max_daily_loss_usd: Decimal = Decimal(100)
     max_open_positions: int = 1
     risk_per_trade_pct: Decimal = Decimal(1)
+    max_drawdown_pct: Decimal = Decimal(20)  # issue 15: peak-to-trough on the equity series, percent
 
     def validate(self) -> None:
         problems = []
@@ -70,6 +72,8 @@ class RiskLimits:
             problems.append("max open positions must be >= 0")
         if not 0 < self.risk_per_trade_pct <= 100:
             problems.append("risk per trade must be in (0, 100] percent")
+        if not 0 < self.max_drawdown_pct <= 100:
+            problems.append("max drawdown must be in (0, 100] percent")
         if problems:
             raise InvalidLimits("; ".join(problems))
 
@@ -210,3 +214,26 @@ def credential_hints(session: Session) -> dict[int, str]:
     """Masked API key per account id (the hint is stored in clear; the keys never leave the envelope)."""
     stmt = select(ApiCredential.account_id, ApiCredential.api_key_hint)
     return {int(row.account_id): str(row.api_key_hint) for row in session.execute(stmt)}
+
+
+def set_venue_urls(session: Session, name: str, *, rest_url: str | None, ws_url: str | None) -> Account:
+    """Point the account at other venue hosts (``venue_urls``, issue 15): ``rest_url`` an http(s)
+    base URL, ``ws_url`` a ws(s) one; ``""`` clears that override (back to the ``EXCHANGE_*``
+    defaults), None keeps it. Refused with the field and the reason before anything is written."""
+    from urllib.parse import urlsplit
+
+    account = get_account(session, name)
+    urls = dict(account.venue_urls or {})
+    for key, value, schemes in (("rest", rest_url, ("http", "https")), ("ws", ws_url, ("ws", "wss"))):
+        if value is None:
+            continue
+        if value == "":
+            urls.pop(key, None)
+            continue
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise InvalidVenueUrl(f"{key}_url: {value!r} is not a {'/'.join(schemes)} URL with a host")
+        urls[key] = value.rstrip("/")
+    account.venue_urls = urls or None
+    session.flush()
+    return account

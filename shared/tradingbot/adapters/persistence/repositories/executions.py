@@ -51,3 +51,21 @@ def store_execution(
         where=Execution.status.notin_(final) if final else None,
     ).returning(Execution.id)  # fmt: skip
     return session.scalar(upsert) is not None
+
+
+def recent_executions(session: Session, account_id: int, symbol: str, *, limit: int = 20) -> list[Execution]:
+    """The account's executions on ``symbol``, newest first (the protective-order check finds the
+    decision that opened the current position among them)."""
+    stmt = (
+        select(Execution)
+        .where(Execution.account_id == account_id, Execution.symbol == symbol)
+        .order_by(Execution.created_at.desc(), Execution.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt).all())
+
+
+def executions_in_status(session: Session, account_id: int, statuses: Iterable[str]) -> list[Execution]:
+    """The account's executions in ``statuses``, oldest first (reconcile settles ``pending`` ones)."""
+    stmt = select(Execution).where(Execution.account_id == account_id, Execution.status.in_(list(statuses)))
+    return list(session.scalars(stmt.order_by(Execution.id)).all())

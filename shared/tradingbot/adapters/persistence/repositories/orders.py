@@ -113,10 +113,11 @@ def record_fill(
     exchange_fill_id: str,
     price: Decimal,
     quantity: Decimal,
-    fee: Decimal = Decimal(0),
+    fee: Decimal | None = Decimal(0),
     fee_currency: str = "USDT",
 ) -> bool:
-    """Record a fill once (exchanges resend trades on reconnect); True if it was new."""
+    """Record a fill once (exchanges resend trades on reconnect); True if it was new. ``fee`` None:
+    not known yet (stored NULL; the accounting sync writes the venue's figure)."""
     stmt = (
         insert(Fill)
         .values(
@@ -186,6 +187,8 @@ class LiveOrderRow:
     side: str = "buy"
     quantity: Decimal = Decimal(0)
     reduce_only: bool = False
+    price: Decimal | None = None  # limit price, or a conditional order's trigger price
+    decision_id: int | None = None
 
 
 def orders_in_status(session: Session, account_id: int, statuses: Iterable[str]) -> list[LiveOrderRow]:
@@ -193,7 +196,7 @@ def orders_in_status(session: Session, account_id: int, statuses: Iterable[str])
     rows = session.execute(
         select(
             Order.client_order_id, Order.symbol, Order.type, Order.status, Order.created_at, Order.updated_at,
-            Order.side, Order.quantity, Order.reduce_only,
+            Order.side, Order.quantity, Order.reduce_only, Order.price, Order.decision_id,
         )
         .where(Order.account_id == account_id, Order.status.in_(list(statuses)))
         .order_by(Order.id)

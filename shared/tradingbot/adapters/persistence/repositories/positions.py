@@ -72,8 +72,10 @@ def sync_positions(
 
 
 def realized_pnl_since(session: Session, account_id: int, since: dt.datetime) -> Decimal:
-    """The account's realized PnL over the positions closed at or after ``since`` (0 if none):
-    the daily-loss limit's input."""
+    """The account's realized PnL over the positions closed at or after ``since`` (0 if none).
+    ``positions.realized_pnl`` is written by the accounting sync (pipeline/accounting.py: the
+    position's trades' venue PnL - fees + funding); the daily-loss rule reads the per-day sums of
+    ``repositories.accounting.net_pnl_since`` instead, which also count partial closes."""
     stmt = select(func.coalesce(func.sum(Position.realized_pnl), 0)).where(
         Position.account_id == account_id, Position.closed_at >= since
     )

@@ -1,0 +1,112 @@
+"""Pipeline starts (issue 16): the StartExecution outbox of each accepted alert.
+
+Written in the alert's own transaction with the byte-exact execution input, so whoever re-drives the
+alert later (TradingView's resend, the sweeper, ``tradingbot serve`` after a restart) starts the same
+execution by the same name with the same input, which Step Functions treats as the same request.
+
+Conventions (one transaction per caller, never a commit here, ON CONFLICT for uniqueness) are in
+the package docstring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from tradingbot.adapters.persistence.models import Alert, Decision, PipelineStart
+
+
+@dataclass(frozen=True)
+class PendingStart:
+    """An accepted alert that has no decision yet, with what it takes to (re)start its execution."""
+
+    alert_id: int
+    execution_name: str
+    input: str
+    started: bool  # StartExecution answered once
+    attempts: int
+    age_s: float  # since the alert was accepted
+
+
+def record_start(session: Session, *, alert_id: int, execution_name: str, input_json: str) -> None:
+    """The outbox row of a newly accepted alert (a second call for the same alert changes nothing)."""
+    stmt = (
+        insert(PipelineStart)
+        .values(alert_id=alert_id, execution_name=execution_name, input=input_json)
+        .on_conflict_do_nothing(index_elements=[PipelineStart.alert_id])
+    )
+    session.execute(stmt)
+
+
+def start_for_alert(session: Session, alert_id: int) -> PendingStart | None:
+    """The alert's outbox row while it has no decision; None once decided (or without a row)."""
+    rows = _pending(session, alert_ids=[alert_id], older_than_s=0.0, limit=1)
+    return rows[0] if rows else None
+
+
+def undecided_starts(session: Session, *, older_than_s: float, limit: int = 100) -> Sequence[PendingStart]:
+    """Accepted alerts with no decision, accepted at least ``older_than_s`` ago, oldest first."""
+    return _pending(session, alert_ids=None, older_than_s=older_than_s, limit=limit)
+
+
+def _pending(
+    session: Session, *, alert_ids: list[int] | None, older_than_s: float, limit: int
+) -> Sequence[PendingStart]:
+    decided = select(Decision.id).where(Decision.execution_name == PipelineStart.execution_name).exists()
+    age = func.extract("epoch", func.now() - PipelineStart.created_at)
+    stmt = (
+        select(PipelineStart.alert_id, PipelineStart.execution_name, PipelineStart.input,
+               PipelineStart.started_at, PipelineStart.attempts, age)
+        .join(Alert, Alert.id == PipelineStart.alert_id)
+        .where(Alert.status == "accepted", ~decided,
+               PipelineStart.created_at <= func.now() - dt.timedelta(seconds=older_than_s))
+        .order_by(PipelineStart.created_at)
+        .limit(limit)
+    )  # fmt: skip
+    if alert_ids is not None:
+        stmt = stmt.where(PipelineStart.alert_id.in_(alert_ids))
+    return [
+        PendingStart(alert_id=a, execution_name=n, input=i, started=s is not None, attempts=k, age_s=float(g))
+        for a, n, i, s, k, g in session.execute(stmt).all()
+    ]
+
+
+def mark_started(session: Session, execution_name: str) -> None:
+    """StartExecution answered (idempotently: a re-drive of a started execution keeps the first time)."""
+    session.execute(
+        update(PipelineStart)
+        .where(PipelineStart.execution_name == execution_name)
+        .values(started_at=func.coalesce(PipelineStart.started_at, func.now()), attempts=PipelineStart.attempts + 1,
+                last_attempt_at=func.now(), last_error=None)
+    )  # fmt: skip
+
+
+def mark_start_failed(session: Session, execution_name: str, error: str) -> None:
+    """StartExecution failed: counted, with the reason; the alert stays ``accepted`` for its re-drive."""
+    session.execute(
+        update(PipelineStart)
+        .where(PipelineStart.execution_name == execution_name)
+        .values(attempts=PipelineStart.attempts + 1, last_attempt_at=func.now(), last_error=error[:1000])
+    )
+
+
+def note_start(session: Session, execution_name: str, note: str) -> None:
+    """Why the sweeper did not re-drive (kept until the alert is decided)."""
+    session.execute(
+        update(PipelineStart).where(PipelineStart.execution_name == execution_name).values(note=note[:1000])
+    )
+
+
+def last_start_error(session: Session, execution_name: str) -> tuple[int, str | None, str | None] | None:
+    """(attempts, last error, note) of an execution's outbox row; None without one."""
+    row = session.execute(
+        select(PipelineStart.attempts, PipelineStart.last_error, PipelineStart.note).where(
+            PipelineStart.execution_name == execution_name
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
