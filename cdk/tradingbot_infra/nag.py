@@ -36,13 +36,13 @@ LAMBDA_ROLE = [
     ),
     (
         "AwsSolutions-IAM5",
-        "bucket grants are scoped to a key prefix (models/, data/, reports/); CDK's grant adds object-level "
+        "bucket grants are scoped to a key prefix (models/, data/, reports/, optimise/); CDK's grant adds object-level "
         "action families (s3:GetObject*, s3:List*, s3:GetBucket*, s3:Abort*, s3:DeleteObject*) and KMS data-key "
         "actions (kms:GenerateDataKey*, kms:ReEncrypt*) for the bucket's key only",
         [
-            RegexAppliesTo(regex=r"/^Resource::<Artifacts[0-9A-F]{8}\.Arn>\/(models|data|reports)\/\*$/"),
+            RegexAppliesTo(regex=r"/^Resource::<Artifacts[0-9A-F]{8}\.Arn>\/(models|data|reports|optimise)\/\*$/"),
             RegexAppliesTo(regex=r"/^Resource::TradingbotData:ExportsOutputFnGetAttArtifacts.*$/"),
-            RegexAppliesTo(regex=r"/^Resource::.*Artifacts.*\/(models|data|reports)\/\*$/"),
+            RegexAppliesTo(regex=r"/^Resource::.*Artifacts.*\/(models|data|reports|optimise)\/\*$/"),
             "Action::s3:GetObject*",
             "Action::s3:List*",
             "Action::s3:GetBucket*",
@@ -300,6 +300,25 @@ def apply_suppressions(built: TradingBotApp) -> None:
                 "AwsSolutions-L1",
                 "the provider framework's runtime is chosen by aws-cdk-lib (its own Node.js handler), not by us",
                 None,
+            ),
+        ],
+    )
+    # ---- issue 18: the optimisation fan-out reads its items and writes its results under optimise/ ----
+    _suppress(
+        compute.optimisation,
+        [
+            (
+                "AwsSolutions-IAM5",
+                "the Distributed Map's ItemReader reads the plan the Plan step wrote under optimise/<execution>/ "
+                "(s3:GetObject on the optimise/ prefix of the artifacts bucket only; CDK's read grant adds the "
+                "object-level action families s3:GetObject*, s3:List*, s3:GetBucket*)",
+                [
+                    RegexAppliesTo(regex=r"/^Resource::<Artifacts[0-9A-F]{8}\.Arn>\/optimise\/\*$/"),
+                    RegexAppliesTo(regex=r"/^Resource::.*Artifacts.*\/optimise\/\*$/"),
+                    "Action::s3:GetObject*",
+                    "Action::s3:List*",
+                    "Action::s3:GetBucket*",
+                ],
             ),
         ],
     )

@@ -123,12 +123,15 @@ def test_notify_refusal_is_a_stage_error(telegram: list[dict[str, Any]], runtime
         load_handler("notify")(event("pipeline_input.json"), None)
 
 
-def test_backtest_worker_ranks_a_grid() -> None:
-    out = load_handler("backtest")({"strategy": "ema_crossover", "grid": {"fast": [5, 10], "slow": [50, 100]},
-                                    "top": 2}, None)  # fmt: skip
-    best = out["results"]["ema_crossover"]["best"]
-    assert out["results"]["ema_crossover"]["combinations"] == 4 and len(best) == 2
-    assert best[0]["sharpe"] >= best[1]["sharpe"]
+def test_backtest_worker_walks_a_grid_forward() -> None:
+    """The worker optimises each fold in sample over the grid (issue 18) and recommends one of its points."""
+    grid = {"fast": [5, 10], "slow": [50, 100]}
+    out = load_handler("backtest")({"strategy": "ema_crossover", "grid": grid, "top": 2}, None)
+    result = out["results"]["ema_crossover"]
+    points = [{"fast": f, "slow": s} for f in grid["fast"] for s in grid["slow"]]
+    assert result["combinations"] == 4 and result["recommended"] in points
+    assert result["folds"] and all(fold["params"] in points for fold in result["folds"] if fold["status"] == "ok")
+    assert result["summary"]["out_of_sample_trades"] > 0
 
 
 @pytest.mark.parametrize("module", ["webhook", "predict", "vote", "validate", "execute", "notify", "record_outcome"])
