@@ -235,6 +235,11 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         if is_unavailable(exc):
             raise unavailable(engine.url, exc) from None
         raise
+    except ConnectionError as exc:
+        # pg8000 wraps a failed socket write as InterfaceError("network error") but lets a reset seen
+        # while reading the answer through as is (ConnectionResetError): the same dropped connection
+        session.invalidate()  # never back to the pool: the next checkout connects afresh
+        raise unavailable(engine.url, exc) from None
     except BaseException:
         session.rollback()
         raise
