@@ -107,8 +107,12 @@ def main() -> int:
     known = [r for r in results if r.violations and SCENARIOS[r.scenario].known_for(r.venue)]
     new = [r for r in results if r.violations and not SCENARIOS[r.scenario].known_for(r.venue)]
     stale = [r for r in results if not r.violations and SCENARIOS[r.scenario].known_for(r.venue)]
+    duplicates = sum(r.duplicates for r in results)  # bookings beyond one per client id, from the venues' books
+    placed = sum(r.placed for r in results)
+    expected = sum(r.expected_placed for r in results)
     print(f"\n{len(held)} of {len(results)} cells hold every invariant; {len(known)} known violations "
-          f"(reported), {len(new)} new; servers restarted: {restarts}; {time.monotonic() - started:.0f} s")  # fmt: skip
+          f"(reported), {len(new)} new; entry orders placed {placed} of {expected} expected, duplicates "
+          f"{duplicates}; servers restarted: {restarts}; {time.monotonic() - started:.0f} s")  # fmt: skip
     for r in known + new:
         tag = "known" if r in known else "NEW"
         print(f"- [{tag}] {r.scenario} on {r.venue}: {'; '.join(r.violations)}")

@@ -125,6 +125,14 @@ class Book:
     brackets_missing: set[str] = field(default_factory=set)
     create_delay_s: float = 0.0  # every accepted create answers this much later (concurrency tests)
     fee_rate: Decimal = Decimal("0.0005")
+    marks: dict[str, Decimal] = field(default_factory=dict)  # base -> mark price, when it moved from SPECS' price
+    # Binance's BNB fee discount: "Users will receive a 10% discount on standard trading fees when they use BNB
+    # to pay for trading fees ... otherwise the system will automatically deduct USDT"
+    # (https://www.binance.com/en/support/faq/360033544231): with "BNB" the commission is charged in BNB at
+    # ``bnb_price`` (the trade list shows the BNB amount, ``commissionAsset`` "BNB"), and the USDT wallet pays none
+    fee_asset: str = "USDT"
+    bnb_price: Decimal = Decimal(600)
+    bnb_fees_total: Decimal = Decimal(0)  # BNB charged (only with fee_asset "BNB")
     # the venue's own ledger (issue 15 accounting): what the tests compare the recorded figures with
     realized_total: Decimal = Decimal(0)  # realised PnL of every fill, gross of fees
     fees_total: Decimal = Decimal(0)  # commission charged on every fill
@@ -162,14 +170,21 @@ class Book:
             self.wallet += realized
             if new != 0 and (new > 0) != (cur > 0):
                 entry = price
-        self.wallet -= qty * price * self.fee_rate
+        if self.fee_asset == "BNB":
+            self.bnb_fees_total += self.bnb_fee(qty * price * self.fee_rate)
+        else:
+            self.wallet -= qty * price * self.fee_rate
+            self.fees_total += qty * price * self.fee_rate
         self.realized_total += realized
-        self.fees_total += qty * price * self.fee_rate
         if new == 0:
             self.positions.pop(base, None)
         else:
             self.positions[base] = (new, entry)
         return realized
+
+    def bnb_fee(self, usdt_fee: Decimal) -> Decimal:
+        """The BNB charged for a fee of ``usdt_fee`` USDT: 10 % off, at ``bnb_price``."""
+        return (usdt_fee * Decimal("0.9") / self.bnb_price).quantize(Decimal("0.00000001"))
 
     def settle_funding(self, base: str, rate: Decimal, mark: Decimal | None = None) -> Decimal:
         """One funding settlement of the open ``base`` position: "Funding Amount = Nominal Value of
@@ -240,6 +255,18 @@ class Book:
             })  # fmt: skip
             order.update(status="FINISHED", filled=qty, avg=price, actual_id=actual["id"])
             return order
+
+    def mark(self, base: str) -> Decimal:
+        """The mark price the venue publishes for ``base`` (``marks`` once a test moved it)."""
+        return self.marks.get(base, SPECS[base].price)
+
+    def open_orders(self, *, conditional: bool) -> list[dict[str, Any]]:
+        """The account's open orders as the venue's open-order lists serve them: NEW / PARTIALLY_FILLED,
+        regular or conditional, and (the read side lags like Query Order does) older than ``read_lag_s``."""
+        with self.lock:
+            return [o for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")
+                    and (o["type"] in ("STOP_MARKET", "TAKE_PROFIT_MARKET")) == conditional
+                    and self.visible(o, self.read_lag_s)]  # fmt: skip
 
     def open_conditional(self, base: str | None = None) -> list[dict[str, Any]]:
         """The conditional orders still live (NEW) on the venue."""
@@ -607,6 +634,34 @@ class BinanceHandler(_Handler):
 
     # ---- account
 
+    def _get_fapi_v1_premiumIndex(self, params: dict[str, str]) -> None:  # noqa: N802
+        """Mark Price (public): ``symbol, markPrice, indexPrice, estimatedSettlePrice, lastFundingRate,
+        interestRate, nextFundingTime, time``
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Mark-Price)."""
+        spec = self._spec(params)
+        if spec is None:
+            return
+        mark = self.book.mark(spec.base)
+        now = int(time.time() * 1000)
+        self._send(200, {
+            "symbol": f"{spec.base}USDT", "markPrice": _d(mark), "indexPrice": _d(mark),
+            "estimatedSettlePrice": _d(mark), "lastFundingRate": "0.00010000", "interestRate": "0.00010000",
+            "nextFundingTime": now + 3_600_000,
+            "time": now,
+        })  # fmt: skip
+
+    def _get_fapi_v1_openOrders(self, params: dict[str, str]) -> None:  # noqa: N802
+        """Current All Open Orders: every symbol's when ``symbol`` is omitted (weight 40), the Query
+        Order row for each (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Current-All-Open-Orders)."""
+        rows = [self._order_json(o) for o in self.book.open_orders(conditional=False)]
+        self._send(200, [r for r in rows if params.get("symbol") in (None, r["symbol"])])
+
+    def _get_fapi_v1_openAlgoOrders(self, params: dict[str, str]) -> None:  # noqa: N802
+        """Current All Algo Open Orders: "If the symbol is not sent, orders for all symbols will be
+        returned in an array" (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Current-All-Algo-Open-Orders)."""
+        rows = [self._algo_json(o) for o in self.book.open_orders(conditional=True)]
+        self._send(200, [r for r in rows if params.get("symbol") in (None, r["symbol"])])
+
     def _post_fapi_v1_leverage(self, params: dict[str, str]) -> None:
         spec = self._spec(params)
         if spec is None:
@@ -657,8 +712,10 @@ class BinanceHandler(_Handler):
                     continue
                 # the documented example prints a taker's commission with a minus sign
                 # ("commission": "-0.07819010", Account Trade List); the stand-in does the same
+                bnb = self.book.fee_asset == "BNB"
+                fee = self.book.bnb_fee(t["fee"]) if bnb else t["fee"]
                 out.append({
-                    "buyer": o["side"] == "buy", "commission": _d(-t["fee"]), "commissionAsset": "USDT",
+                    "buyer": o["side"] == "buy", "commission": _d(-fee), "commissionAsset": self.book.fee_asset,
                     "id": t["id"], "maker": False, "orderId": o["id"], "price": _d(t["price"]), "qty": _d(t["qty"]),
                     "quoteQty": _d(t["qty"] * t["price"]), "realizedPnl": _d(t.get("pnl", Decimal(0))),
                     "side": o["side"].upper(), "positionSide": "BOTH", "symbol": f"{spec.base}USDT", "time": t["time"],
@@ -945,6 +1002,32 @@ class OkxHandler(_Handler):
         if (order["type"] in ("MARKET", "LIMIT")) == algo:
             return None
         return order
+
+    def _get_public_mark_price(self, p: dict[str, str]) -> None:
+        """Get mark price (public): ``instType, instId, markPx, ts``
+        (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-mark-price)."""
+        spec = self._spec(str(p.get("instId", "")))
+        if spec is None:
+            self._send(200, {"code": "51001", "msg": "Instrument ID does not exist", "data": []})
+            return
+        row = {"instType": "SWAP", "instId": f"{spec.base}-USDT-SWAP", "markPx": _d(self.book.mark(spec.base)),
+               "ts": str(int(time.time() * 1000))}  # fmt: skip
+        self._send(200, _okx_ok([row]))
+
+    def _get_trade_orders_pending(self, p: dict[str, str]) -> None:
+        """Get order list: the incomplete orders (https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-order-list)."""
+        rows = [self._order_json(o) for o in self.book.open_orders(conditional=False)]
+        self._send(200, _okx_ok([r for r in rows if p.get("instId") in (None, r["instId"])]))
+
+    def _get_trade_orders_algo_pending(self, p: dict[str, str]) -> None:
+        """Get algo order list: ``ordType`` is required (conditional here)
+        (https://www.okx.com/docs-v5/en/#order-book-trading-algo-trading-get-algo-order-list)."""
+        if not p.get("ordType"):
+            self._send(200, {"code": "50014", "msg": "Parameter ordType can not be empty.", "data": []})
+            return
+        rows = [self._algo_json(o) for o in self.book.open_orders(conditional=True)]
+        self._send(200, _okx_ok([r for r in rows if r["ordType"] == p["ordType"]
+                                 and p.get("instId") in (None, r["instId"])]))  # fmt: skip
 
     def _get_asset_currencies(self, _: dict[str, str]) -> None:
         self._send(200, _okx_ok([]))  # ccxt reads it outside demo trading; nothing the tests need

@@ -488,6 +488,23 @@ def run_crash_commit_send_stop(w: World) -> None:
     _kill_before_send(w, "stop")
 
 
+def run_stop_timeout_lagging(w: World) -> None:
+    """The stop-loss is booked but its answer never arrives, and the venue's read side lags: the
+    lookup misses it, so it is sent again under its client id, which the venue refuses as a
+    duplicate of an open order (Binance -4116 / OKX 51016): placed once, its status still unread,
+    so the decision is stored ``pending`` (not ``filled``) until reconcile reads it."""
+    fired = threading.Event()
+
+    def stop_times_out(request: OrderRequest) -> None:
+        if request.type == "stop_market" and not fired.is_set():
+            fired.set()
+            w.book.read_lag_s = 30
+            w.book.inject(_after_timeout())
+
+    w.on("create_order", "before", stop_times_out)
+    w.execute()
+
+
 def run_concurrent(w: World) -> None:
     """Two executions of one decision at once (e.g. a manual replay while the first runs)."""
     w.book.create_delay_s = 0.3
@@ -605,12 +622,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("crash_commit_send", "crash between commit and send (entry)", run_crash_commit_send),
     Scenario("crash_commit_send_halted", "crash between commit and send, then the kill switch engaged",
              run_crash_commit_send_halted, expected_placed=0),
-    Scenario("crash_commit_send_stop", "crash between commit and send (stop-loss)", run_crash_commit_send_stop,
-             known_as="protective orders after the next reconcile pass: 0 stops",
-             known_violation="the stop-loss row is `submitted` but was never sent; the retry only looks it up "
-             "(a conditional order has no trades) and stores the decision `filled` anyway; reconcile treats the "
-             "row as live until it is pending_grace_s (60 s) old, so a pass before that leaves the position "
-             "without a stop; the first pass after it places a replacement stop"),
+    # fixed: the retry looks the `submitted` stop up and, not found, sends it again under its client id (a
+    # reduce-only order; both venues refuse the id of an open order): protected before the decision is stored
+    Scenario("crash_commit_send_stop", "crash between commit and send (stop-loss)", run_crash_commit_send_stop),
+    Scenario("stop_timeout_lagging", "stop-loss answer lost, read side lagging 30 s", run_stop_timeout_lagging),
     # fixed (issue 15 part 4): reconcile records the fired stop's fill from the venue's trades of the order it
     # triggered (Binance actualOrderId, OKX ordIdList)
     Scenario("stop_fires", "no fault: the stop fires on the venue (OCO emulated by reconcile)", run_stop_fires),

@@ -147,6 +147,42 @@ def test_binance_fill_fee_is_unknown_until_the_trade_list_has_it(db: Engine, cac
             assert s.scalars(select(Fill.fee)).all() == [server.book.fees_total] == [Decimal("0.5")]
 
 
+def test_binance_fees_charged_in_bnb_stay_in_bnb_and_are_never_added_to_usdt(
+    db: Engine, cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Binance's BNB fee discount on, userTrades reports ``commissionAsset`` "BNB" and the BNB
+    amount, and publishes no conversion rate: our fills and trades keep the fee in BNB, the USDT
+    figures (positions.realized_pnl, the daily-loss input) contain none of it, and the day's view
+    reports it beside them (``other_fees``). The USDT wallet paid no fee, so the USDT PnL still
+    equals the wallet's change."""
+    cipher = EnvelopeCipher(KeyRing(Kek.generate()))
+    with binance_server(Book(fee_asset="BNB")) as server:
+        venue = Venue("binanceusdm", server.book, server.url, db, cache, cipher,
+                      _make_account(db, cipher, "binanceusdm", rest_url=server.url))  # fmt: skip
+        _round_trip(venue, monkeypatch, exit_price=Decimal(51000))
+        book = server.book
+        assert book.fees_total == 0 and book.bnb_fees_total == Decimal("0.00151500")  # 1.01 USDT x 0.9 / 600
+        with session_scope(db) as s:
+            assert s.scalars(select(Fill.fee)).all() == [None, None]  # not known in USDT: pending
+        report = sync_account(venue.sessions, venue.exchange(), venue.account_id)
+        assert report.errors == [] and report.fills_fee_unknown == 0
+        funding = sum((f["income"] for f in book.funding), Decimal(0))
+        with session_scope(db) as s:
+            fills = s.execute(select(Fill.fee, Fill.fee_currency)).all()
+            assert {c for _, c in fills} == {"BNB"}
+            assert sum((Decimal(f or 0) for f, _ in fills), Decimal(0)) == book.bnb_fees_total
+            trades = s.execute(select(AccountTrade.fee, AccountTrade.fee_currency)).all()
+            assert {c for _, c in trades} == {"BNB"}
+            assert sum((Decimal(f) for f, _ in trades), Decimal(0)) == book.bnb_fees_total
+            pos = s.scalars(select(StoredPosition)).one()
+            assert pos.realized_pnl == book.realized_total + funding == Decimal("19.9")  # no BNB subtracted
+            since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+            assert acc.net_pnl_since(s, venue.account_id, since) == book.wallet - Decimal(10_000)
+            name = s.get(Account, venue.account_id).name  # type: ignore[union-attr]
+        view = run_pnl(db, name, 1)
+        assert [(d.fees, d.other_fees) for d in view.days] == [(Decimal(0), {"BNB": book.bnb_fees_total})]
+
+
 def test_a_failed_read_keeps_the_cursor_and_is_read_again(live: Venue, monkeypatch: pytest.MonkeyPatch) -> None:
     assert live.execute("d-open").status == "filled"
     exchange = live.exchange()

@@ -100,6 +100,18 @@ def _check_the_fault_was_exercised(result: CellResult, servers: OwnServers) -> N
     if result.scenario == "crash_commit_send_halted":  # proven never placed, but the switch forbids a send
         assert result.status == "pending -> rejected" and "kill switch: 'operator: halt" in trail, _describe(result)
         assert "failed (0 fill(s))" in trail, trail
+    if result.scenario == "crash_commit_send_stop":
+        # the killed stop never left; the retry sent it again under its client id (entry, stop, target), and
+        # stored the decision final only then: nothing was left for reconcile to place
+        assert "venue: 3 create request(s)" in trail, trail
+        assert result.status == "filled -> filled", _describe(result)
+        assert "next pass: repaired 0, reported 0" in result.reconcile, _describe(result)
+    if result.scenario == "stop_timeout_lagging":
+        # entry, stop (booked, answer lost), the stop again (refused: its id is open), target; never final
+        # while the stop's status is unread: pending until reconcile reads it
+        assert "venue: 4 create request(s)" in trail, trail
+        assert result.status == "pending -> filled", _describe(result)
+        assert "stored before reconcile: pending (sl: outcome_unknown" in trail, trail
     if result.scenario == "partial_fill":
         assert result.status == "partially_filled -> partially_filled", _describe(result)
 

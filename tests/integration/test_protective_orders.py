@@ -6,8 +6,8 @@ told (``book.trigger``), as Binance (no OCO) does: so every "cancelled" below wa
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -217,32 +217,56 @@ def test_reconcile_replaces_a_stop_cancelled_on_the_venue(venue: Venue) -> None:
     assert venue.book.create_requests == creates  # nothing placed twice
 
 
-def test_a_stop_of_unknown_outcome_is_replaced_after_the_grace_not_after_900_s(venue: Venue) -> None:
+def test_a_stop_of_unknown_outcome_is_sent_again_under_its_own_id_at_the_next_pass(venue: Venue) -> None:
     """A crash between the stop's commit (``submitted``) and its send: the venue never saw it. The
-    position gets a replacement stop after ``pending_grace_s``; the unknown one is unfixed drift
-    until the order check fails it, and is never left live beside the replacement."""
+    next reconcile pass (no grace to wait for) looks it up, does not find it, and sends it again
+    under the SAME client id (reduce-only; an open order's id would be refused): the position is
+    protected by one stop, the row is ``open``, and a second pass sends nothing."""
     _long(venue)
     sl = venue.cid(leg="sl")
     with venue.book.lock:
         venue.book.orders.pop(sl)  # never reached the venue
+        venue.book.accepted.remove(sl)
     with session_scope(venue.engine) as s:
-        s.execute(update(Order).where(Order.client_order_id == sl).values(
-            status="submitted", updated_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=120)))  # fmt: skip
+        s.execute(update(Order).where(Order.client_order_id == sl).values(status="submitted"))
+    creates = venue.book.create_requests
 
     first = _reconcile(venue)
 
-    assert _live(venue) == BOTH_LONG  # protected again after 60 s, not 900 s
+    assert _live(venue) == BOTH_LONG
+    assert venue.book.create_requests == creates + 1 and venue.book.accepted.count(sl) == 1  # under its own id
+    assert _rows(venue.engine)[sl].status == "open"
     placed = [d for d in first.drifts if d.kind == "protection" and d.stored == "place"]
-    assert len(placed) == 1 and placed[0].fixed and placed[0].key != sl
-    assert drift_counts([first])[1] >= 1  # the unknown stop is still unresolved: the alarm sees it
-    assert _rows(venue.engine)[sl].status == "submitted"
+    assert len(placed) == 1 and placed[0].fixed and placed[0].key == sl, first.drifts
+    assert drift_counts([first])[1] == 0
+    assert _reconcile(venue).drifts == []
+    assert venue.book.create_requests == creates + 1
+
+
+def test_a_stop_whose_resend_is_refused_as_a_duplicate_is_not_placed_twice(venue: Venue) -> None:
+    """The stop DID reach the venue, but its read side lags: the lookup misses it, the resend under
+    the same id is refused (Binance -4116 / OKX 51016: the id of an open order), so exactly one stop
+    exists; the row stays ``submitted`` (unfixed drift) until a lookup sees it, then ``open``."""
+    _long(venue)
+    sl = venue.cid(leg="sl")
+    with session_scope(venue.engine) as s:
+        s.execute(update(Order).where(Order.client_order_id == sl).values(status="submitted"))
+    with venue.book.lock:
+        for order in venue.book.orders.values():  # the rest is long booked: only the stop lags
+            order["accepted_at"] = time.monotonic() - 3600
+        venue.book.orders[sl]["accepted_at"] = time.monotonic()  # just booked: the read side lags it
+    venue.book.read_lag_s = 30
     creates = venue.book.create_requests
 
-    second = reconcile_account(venue.sessions, venue.exchange(), venue.account_id, fix=True, unknown_grace_s=0)
+    first = reconcile_account(venue.sessions, venue.exchange(), venue.account_id, fix=True)
 
-    assert _rows(venue.engine)[sl].status == "failed"
-    assert venue.book.create_requests == creates  # the replacement is not placed twice
-    assert drift_counts([second])[1] == 0
+    assert venue.book.create_requests == creates + 1 and venue.book.accepted.count(sl) == 1  # refused
+    assert _rows(venue.engine)[sl].status == "submitted"
+    assert drift_counts([first])[1] >= 1  # the alarm sees the unread stop
+    venue.book.read_lag_s = 0
+    _reconcile(venue)
+    assert _rows(venue.engine)[sl].status == "open"
+    assert _live(venue) == BOTH_LONG
     assert _reconcile(venue).drifts == []
 
 

@@ -12,6 +12,7 @@ precision. Every error names the field and the reason, and never contains a secr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -213,8 +214,21 @@ class VenueFill:
     side: Side
     price: Decimal
     quantity: Decimal  # base units
-    fee: Decimal
+    fee: Decimal  # in ``fee_currency``: never added to a fee in another currency
     ts_ms: int
+    fee_currency: str = "USDT"  # Binance ``commissionAsset`` (BNB with the BNB discount on), OKX ``feeCcy``
+
+
+def usdt_fee(fills: Sequence[VenueFill]) -> Decimal | None:
+    """The fills' total fee in USDT, or None when any fee is in another currency (Binance charges
+    the fee in BNB when the account's BNB discount is on: "Users will receive a 10% discount ... when
+    they use BNB to pay for trading fees", https://www.binance.com/en/support/faq/360033544231; the
+    trade list gives the BNB amount, not the rate it was converted at): None = not known in USDT,
+    so the fill is stored with its fee pending and the accounting sync writes the venue's amount
+    WITH its currency. A BNB amount is never added to a USDT amount."""
+    if any(f.fee_currency != "USDT" for f in fills):
+        return None
+    return sum((f.fee for f in fills), Decimal(0))
 
 
 @runtime_checkable
@@ -274,3 +288,32 @@ class TradeHistory(Protocol):
     def fetch_fills(
         self, symbol: str, *, since_ms: int, until_ms: int, exchange_order_id: str | None = None
     ) -> list[VenueFill]: ...
+
+
+@runtime_checkable
+class MarkPrice(Protocol):
+    """Optional: the venue's current mark price of a symbol (reconcile checks it before it sends an
+    entry again: :class:`tradingbot.pipeline.reconcile.ResendGuard`)."""
+
+    def fetch_mark_price(self, symbol: str) -> Decimal: ...
+
+
+@dataclass(frozen=True)
+class VenueOpenOrder:
+    """An order the venue holds open on the account, as its open-orders lists show it (reconcile
+    compares them with our rows to find orphans)."""
+
+    symbol: str
+    client_order_id: str  # "" when the venue shows none
+    exchange_order_id: str
+    side: str
+    type: str  # the venue's own type, e.g. "LIMIT", "STOP_MARKET", "conditional"
+    quantity: Decimal
+    conditional: bool
+
+
+@runtime_checkable
+class OpenOrders(Protocol):
+    """Optional: every open order of the account, regular and conditional, on every symbol."""
+
+    def fetch_open_orders(self) -> list[VenueOpenOrder]: ...

@@ -26,6 +26,7 @@ quantity above it is refused. Leverage above the account's or the exchange's max
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -123,6 +124,17 @@ def client_order_id(account_id: int, decision_id: str, leg: str) -> str:
     Fits both venues: Binance allows 36 of ``[.A-Z:/a-z0-9_-]``, OKX 32 alphanumerics."""
     digest = hashlib.sha256(f"{account_id}|{decision_id}|{leg}".encode()).hexdigest()
     return f"tb{_LEG_CODE.get(leg.split(':', 1)[0], 'x')}{digest[:29]}"  # "sl:0.01:49000:1" is a stop too
+
+
+#: what every client order id of ours starts with (:func:`client_order_id`); :func:`is_our_client_id`
+#: checks the whole shape
+CLIENT_ID_PREFIX = "tb"
+_OUR_CLIENT_ID = re.compile(r"tb[costx][0-9a-f]{29}")
+
+
+def is_our_client_id(cid: str) -> bool:
+    """Whether ``cid`` has the shape :func:`client_order_id` gives (prefix, leg code, 29 hex digits)."""
+    return bool(_OUR_CLIENT_ID.fullmatch(cid))
 
 
 def plan_action(action: Action, current: Position | None) -> tuple[list[tuple[LegName, Side]], str | None]:

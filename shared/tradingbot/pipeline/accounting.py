@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradingbot import errors
+from tradingbot.adapters import metrics as business_metrics
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.repositories import accounting as acc
@@ -230,6 +231,7 @@ def _price_positions(session: Any, account_id: int, *, since: dt.datetime) -> in
             + funding_between(payments, pos.symbol, episode.start_ms, episode.end_ms)
         )
         if Decimal(pos.realized_pnl) != pnl:
+            business_metrics.realized_pnl(pnl - Decimal(pos.realized_pnl))  # issue 17: RealizedPnlUsd (EMF)
             pos.realized_pnl = pnl
             changed += 1
     session.flush()

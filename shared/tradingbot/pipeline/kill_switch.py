@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
-
 from tradingbot.adapters.cache import Cache, CacheUnavailable, TradingHalted
 from tradingbot.adapters.persistence.db import SessionFactory
-from tradingbot.adapters.persistence.models import KillSwitch
+from tradingbot.adapters.persistence.repositories import kill_switches as repo
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +41,7 @@ def engage(session_factory: SessionFactory, cache: Cache, *, reason: str, accoun
     if not reason.strip():
         raise ValueError("reason: must not be empty (it is shown in every rejection)")
     with session_factory() as s:
-        stmt = insert(KillSwitch).values(scope=scope_of(account_id), reason=reason)
-        s.execute(stmt.on_conflict_do_update(index_elements=["scope"], set_={"reason": reason}))
+        repo.engage_kill_switch(s, scope_of(account_id), reason)
     cache.engage_kill_switch(reason, account_id=account_id)
 
 
@@ -53,7 +49,7 @@ def release(session_factory: SessionFactory, cache: Cache, *, account_id: int | 
     """Release the switch in both stores (Redis first, so a failure leaves it engaged, never half)."""
     cache.release_kill_switch(account_id=account_id)
     with session_factory() as s:
-        s.execute(delete(KillSwitch).where(KillSwitch.scope == scope_of(account_id)))
+        repo.release_kill_switch(s, scope_of(account_id))
 
 
 def state(session_factory: SessionFactory, cache: Cache, account_id: int | None = None) -> str | None:
@@ -64,7 +60,7 @@ def state(session_factory: SessionFactory, cache: Cache, account_id: int | None 
         return fast
     scopes = [GLOBAL] if account_id is None else [GLOBAL, scope_of(account_id)]
     with session_factory() as s:
-        rows = {k.scope: k.reason for k in s.scalars(select(KillSwitch).where(KillSwitch.scope.in_(scopes)))}
+        rows = repo.kill_switch_reasons(s, scopes)
     for scope in scopes:
         if scope in rows:
             try:  # re-seed the fast path (Redis restarted empty)

@@ -52,7 +52,11 @@ rely on the venue to refuse a duplicate, and an order whose outcome is unknown i
    backoff: the venue's read side can lag), then in the venue's trade list for the symbol since
    the submit time (OKX fills carry the client id; Binance's trades carry only the order id, so
    a trade group matches by side and full quantity and must be the only unattributed one). Still
-   unknown -> the row stays ``submitted`` for reconcile; the decision is ``pending``.
+   unknown -> the row stays ``submitted`` for reconcile; the decision is ``pending``. The one
+   exception: a stop / target (reduce-only, conditional) not found is sent again at once under
+   its SAME client id (:meth:`OrderPlacer._resend_protective`: it cannot open or grow a position,
+   and the venue refuses the id while an order under it is open), so a crash between its commit
+   and its send does not leave the position unprotected until a reconcile grace runs out.
 5. Plan-and-place is serialized per (account, symbol) by a Redis lease (``plan:<account>:<symbol>``)
    whose TTL is longer than an execution can run (:meth:`RetryPolicy.worst_case_s`): a second alert
    for the symbol waits and plans against the first one's result. PostgreSQL is authoritative for
@@ -94,7 +98,9 @@ from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.errors import DuplicateClientOrderId
 from tradingbot.adapters.persistence.models import Execution, OrderEvent
+from tradingbot.adapters.persistence.repositories.executions import settle_decision_execution
 from tradingbot.domain.exchange import (
+    DuplicateOrder,
     Exchange,
     ExchangeError,
     ExchangeFailedNotPlaced,
@@ -110,6 +116,7 @@ from tradingbot.domain.exchange import (
     TradeHistory,
     VenueAccountChecks,
     VenueFill,
+    usdt_fee,
 )
 from tradingbot.domain.positions import (
     AccountSettings,
@@ -243,11 +250,14 @@ class _Budgeted:
         return call
 
 
-def _supports(exchange: Exchange, protocol: type) -> bool:
+def supports(exchange: Exchange, protocol: type) -> bool:
     """Whether the venue behind ``exchange`` implements an optional protocol (isinstance on a
     runtime-checkable protocol reads attributes statically, so it cannot see through _Budgeted)."""
     inner = exchange._inner if isinstance(exchange, _Budgeted) else exchange
     return isinstance(inner, protocol)
+
+
+_supports = supports
 
 
 @dataclass
@@ -292,6 +302,12 @@ class ExecutionReport:
         }  # fmt: skip
 
 
+def is_protective(request: OrderRequest) -> bool:
+    """A stop-loss / take-profit of ours: a reduce-only conditional order (may be sent again under
+    its client id when its outcome is unknown: :meth:`OrderPlacer._resend_protective`)."""
+    return request.type in _CONDITIONAL and request.reduce_only
+
+
 def _reason(error: Exception) -> str:
     code = "trading_halted" if isinstance(error, TradingHalted) else getattr(error, "reason", "error")
     return f"{code}: {error}"
@@ -331,7 +347,7 @@ def match_in_fills(
         client_order_id=cid, exchange_order_id=mine[0].exchange_order_id, symbol=symbol, side=cast(Side, side),
         type=type, status=status, quantity=quantity, filled=filled,
         average_price=sum((f.price * f.quantity for f in mine), Decimal(0)) / filled,
-        fee=sum((f.fee for f in mine), Decimal(0)), reduce_only=reduce_only,
+        fee=usdt_fee(mine), reduce_only=reduce_only,
     )  # fmt: skip
 
 
@@ -390,9 +406,15 @@ class OrderPlacer:
     # ---- rows
 
     def write_rows(
-        self, rows: Sequence[tuple[OrderRequest, int | None]], *, guard_symbol: str | None = None
+        self,
+        rows: Sequence[tuple[OrderRequest, int | None]],
+        *,
+        guard_symbol: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> str | None:
-        """Write the ``pending`` rows of a plan in one transaction. With ``guard_symbol``, under the
+        """Write the ``pending`` rows of a plan in one transaction (``context``: what the decision
+        knew, kept with each row: reconcile's :class:`~tradingbot.pipeline.reconcile.ResendGuard`
+        reads its ``reference_price``). With ``guard_symbol``, under the
         account row lock and refused (the reason returned, nothing written) while another
         decision's order on that symbol is still ``pending``/``submitted``. Rows that already
         exist (another attempt of this decision got there first) are kept: they are the plan."""
@@ -412,7 +434,7 @@ class OrderPlacer:
                         s, account_id=self._account_id, client_order_id=request.client_order_id,
                         symbol=request.symbol, side=request.side, quantity=request.quantity, type=request.type,
                         price=request.price if request.type == "limit" else request.trigger_price,
-                        reduce_only=request.reduce_only, decision_id=decision_row_id,
+                        reduce_only=request.reduce_only, decision_id=decision_row_id, context=context,
                     )  # fmt: skip
         except DuplicateClientOrderId:
             pass
@@ -497,7 +519,9 @@ class OrderPlacer:
             s.add(OrderEvent(order_id=order.id, from_status="submitted", to_status="submitted", detail=detail))
         return self._send(LegReport(leg, cid, request.side, request.type, request.quantity, "submitted"), request)
 
-    def _send(self, report: LegReport, request: OrderRequest) -> LegReport:
+    def _send(self, report: LegReport, request: OrderRequest, *, may_resend: bool = True) -> LegReport:
+        """``may_resend``: whether an unknown outcome of a protective order may end in one more send
+        under the same client id (:meth:`_resend_protective`); False for that send itself."""
         last: ExchangeError | None = None
         for attempt in range(self._policy.max_sends):
             try:
@@ -518,16 +542,25 @@ class OrderPlacer:
             except BudgetExhausted as exc:
                 return self._not_sent(report, last, str(exc))
             except ExchangeError as exc:
+                if exc.definitely_not_placed and not may_resend and is_protective(request):
+                    # the resend of a stop / target whose first send may have reached the venue: a
+                    # refusal under a code we do not read as "duplicate" must not hide a live order
+                    return self._reject_unless_found(report, request, exc)
                 if exc.definitely_not_placed:
                     return self._reject(report, exc)
-                # timeout, 5xx, -1007, DDoSProtection, BadResponse, or a duplicate id: it may exist
-                return self._resolve(report, request, _reason(exc))
+                # timeout, 5xx, -1007, DDoSProtection, BadResponse, or a duplicate id: it may exist.
+                # A duplicate id is the venue saying it holds an OPEN order under this id (Binance:
+                # "A unique id among open orders"): placed, so never sent again here, only looked up
+                resend = may_resend and not isinstance(exc, DuplicateOrder)
+                return self._resolve(report, request, _reason(exc), may_resend=resend)
             self.record(result, "create")
             return self._fill_report(report, result)
         return self._not_sent(report, last, None)
 
-    def _resolve(self, report: LegReport, request: OrderRequest, cause: str) -> LegReport:
-        """Outcome unknown: find the order (by client id, then in the trade list); never send."""
+    def _resolve(self, report: LegReport, request: OrderRequest, cause: str, *, may_resend: bool = True) -> LegReport:
+        """Outcome unknown: find the order (by client id, then in the trade list). An entry is never
+        sent again; a protective order not found is sent once more under its SAME client id
+        (:meth:`_resend_protective`), when ``may_resend``."""
         cid = request.client_order_id
         conditional = request.type in _CONDITIONAL
         last = cause
@@ -561,12 +594,49 @@ class OrderPlacer:
         if match is not None:
             self.record(match, "trades")
             return self._fill_report(report, match)
+        if may_resend and is_protective(request):
+            return self._resend_protective(report, request, f"{cause}; not found by client id ({last})")
         report.status = "submitted"
         report.reason = (
             f"outcome_unknown: {cause}; not found by client id nor in the trade list ({last}); "
             "never sent again: reconcile resolves it"
         )
         return report
+
+    def _resend_protective(self, report: LegReport, request: OrderRequest, why: str) -> LegReport:
+        """A stop / target whose send has an unknown outcome (a crash between the commit of
+        ``submitted`` and the send, a lost answer) and that the venue does not show: sent again
+        under the SAME client id, at once, instead of leaving the position unprotected until a
+        reconcile grace has run out. Safe under both venues' documented rules, where resending an
+        entry is not:
+
+        * it cannot open or grow a position: it is ``reduceOnly`` (Binance New Algo Order:
+          "reduceOnly ... true or false"; a reduce-only order only reduces the position, and the
+          stand-in refuses -2022 where there is nothing to reduce. OKX place algo order
+          ``reduceOnly`` "Whether the order can only reduce the position size");
+        * if the first send did reach the venue and the order is open, the venue refuses the same id:
+          Binance New Algo Order, ``clientAlgoId``: "A unique id among open orders"
+          (https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/New-Algo-Order);
+          OKX documents ``algoClOrdId``'s format only (https://www.okx.com/docs-v5/en/#order-book-trading-algo-trading-post-place-algo-order),
+          so we assume the weakest rule, Binance's: unique among live orders (51016 "Duplicated
+          clOrdId" then). The refusal means "placed": the order is looked up, never sent again;
+        * if the first send reached the venue and the order is no longer open (it fired, or was
+          cancelled), the resend is accepted as a second reduce-only order: it can at most close
+          what is left of the position, and :func:`tradingbot.pipeline.protection.follow_position`
+          cancels every protective order beyond one stop and one target (the next pass at the latest).
+
+        The row's ``updated_at`` moves and the resend is in its event history (committed before the send)."""
+        cid = request.client_order_id
+        with self._sessions() as s:
+            order = repo.order_by_client_id(s, cid)
+            if order is None or order.status != "submitted":
+                return self._from_row(report) if order is not None else report
+            order.updated_at = dt.datetime.now(dt.UTC)
+            detail = {"via": "resend: protective", "reason": "outcome_unknown", "message": why}
+            s.add(OrderEvent(order_id=order.id, from_status="submitted", to_status="submitted", detail=detail))
+        log.warning("protective order %s: %s; sent again under its client id (reduce-only)", cid, why)
+        report.status = "submitted"
+        return self._send(report, request, may_resend=False)
 
     def _pause(self, delay: float, next_cost: float) -> bool:
         if not self._deadline.allows(delay + next_cost):
@@ -585,6 +655,18 @@ class OrderPlacer:
             delay = max(delay, exc.retry_after_s)
         log.warning("order send %d: %s; retrying in %.2f s", attempt + 1, exc.reason, delay)
         return self._pause(delay, next_cost)
+
+    def _reject_unless_found(self, report: LegReport, request: OrderRequest, exc: ExchangeError) -> LegReport:
+        """One lookup by client id before a refusal of a protective resend is stored as ``rejected``:
+        found, the venue's state is recorded instead."""
+        try:
+            found = self._exchange.fetch_order_by_client_id(request.symbol, request.client_order_id, conditional=True)
+        except (ExchangeError, BudgetExhausted):
+            found = None
+        if found is not None:
+            self.record(found, "lookup after a refused resend")
+            return self._fill_report(report, found)
+        return self._reject(report, exc)
 
     def _reject(self, report: LegReport, exc: ExchangeError) -> LegReport:
         self._transition(report.client_order_id, "rejected", {"reason": exc.reason, "message": str(exc)})
@@ -743,8 +825,12 @@ def _execute(
     report.exchange = account.exchange
     if not account.enabled:
         raise InvalidIntent(f"account: {account.name!r} is disabled")
-    kill_switch.check(session_factory, cache, account.id)  # durable (PostgreSQL) or Redis: either engaged refuses
-    cache.order_gate(account.id)  # kill switch, order rate; refuses when Redis is unreachable
+    # a close (reduce-only legs only: plan_action) reduces risk, so it passes an engaged kill switch;
+    # entries and reversals do not (issue 17: the operator's /close must work while trading is halted)
+    closing = intent.action in ("close", "flat")
+    if not closing:
+        kill_switch.check(session_factory, cache, account.id)  # durable (PostgreSQL) or Redis: either engaged refuses
+    cache.order_gate(account.id, reduce_only=closing)  # kill switch, order rate; refuses when Redis is unreachable
     exchange = cast(Exchange, _Budgeted(exchange_factory(account), deadline, policy.request_timeout_s))
     info = exchange.market(intent.symbol)
     report.symbol = info.symbol
@@ -780,7 +866,7 @@ def _place_decision(
             report.status, report.reason = "no_op", reason
             return
         rows = [(_request(symbol, cids[leg.leg], leg), intent.decision_row_id) for leg in legs]
-        blocked = placer.write_rows(rows, guard_symbol=symbol)
+        blocked = placer.write_rows(rows, guard_symbol=symbol, context={"reference_price": str(intent.reference_price)})
         if blocked is not None:
             report.status, report.reason = "rejected", blocked
             return
@@ -975,7 +1061,10 @@ def settle_pending(session_factory: SessionFactory, exchange: Exchange, account_
             continue
         report.status, report.reason = status, reason
         report.warnings.append("settled by reconcile")
-        settled.append(_store(session_factory, report))
+        stored = _store(session_factory, report)
+        with session_factory() as s:  # what `executions list|show` read: no longer "order pending"
+            settle_decision_execution(s, stored.decision_id, stored.to_dict())
+        settled.append(stored)
     return settled
 
 

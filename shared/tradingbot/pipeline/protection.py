@@ -108,11 +108,15 @@ def follow_position(
 ) -> list[ProtectionAction]:
     """Make the live protective orders on ``symbol`` what ``position`` needs (see the module doc).
 
-    A stop / target whose send has an unknown outcome (``submitted``: a crash between the commit and
-    the send, a timeout) does not count as protection once it is ``replace_unknown_after_s`` old: a
-    replacement is placed under the next client id (two reduce-only stops cannot over-close a
-    position), and the unknown one is cancelled once the venue shows it, or failed by the order
-    check after its grace. Until then it is an ``error`` action (unfixed drift: the alarm sees it).
+    The position's stop / target whose row is ``pending`` (never sent) or ``submitted`` (a send of
+    unknown outcome: a crash between the commit and the send, a timeout) is resolved at once
+    (:func:`_confirm`): looked up by client id and, not found, sent again under the SAME client id
+    (reduce-only; an open order's id is refused by both venues, so at most one is live). Only if it
+    is still unknown (the lookup failed, or the venue said "duplicate" and its read side lags) it
+    stays an ``error`` action (unfixed drift: the alarm sees it); once it is
+    ``replace_unknown_after_s`` old, a replacement is placed under the next client id (two
+    reduce-only stops cannot over-close a position), and the unknown one is cancelled once the
+    venue shows it, or failed by the order check after its grace.
 
     ``owner``: the protection the position's opening decision asked for (:func:`position_owner`),
     None when unknown (then nothing is placed, and live orders that could not reduce this position
@@ -143,11 +147,19 @@ def follow_position(
             match = next(
                 (
                     r for r in live
-                    if r.type == otype and r.side == close_side and r.client_order_id not in keep | unknown
+                    if r.type == otype and r.side == close_side and r.client_order_id not in keep
                     and Decimal(r.quantity) == position.quantity and r.price is not None and Decimal(r.price) == trigger
                 ),
                 None,
             )  # fmt: skip
+            if match is not None and match.status in ("pending", "submitted"):
+                confirmed = _confirm(placer, match, leg, otype, close_side, position.quantity, trigger, fix, on_placed)
+                actions.append(confirmed)
+                if not (confirmed.kind == "error" and match.client_order_id in unknown):
+                    if confirmed.kind != "unprotected":  # on the venue now, or may be: not replaced yet
+                        keep.add(match.client_order_id)
+                    continue
+                match = None  # still unknown after the grace: a replacement under the next id (skip=unknown)
             if match is not None:
                 keep.add(match.client_order_id)
                 continue
@@ -173,6 +185,43 @@ def follow_position(
             continue
         actions.append(_cancel(session_factory, exchange, placer, row, position, fix))
     return actions
+
+
+def _confirm(
+    placer: Placer,
+    row: repo.LiveOrderRow,
+    leg: str,
+    otype: str,
+    side: str,
+    quantity: Decimal,
+    trigger: Decimal,
+    fix: bool,
+    on_placed: Callable[[str, Any], None] | None,
+) -> ProtectionAction:
+    """The position's stop / target exists as a row that is not known to be on the venue: never
+    sent (``pending``: a crash between writing the row and claiming it) or sent with an unknown
+    outcome (``submitted``: a crash between the commit and the send, a lost answer). The order
+    service sends the first, and looks the second up and, not found, sends it again under the same
+    client id (reduce-only, and both venues refuse an id that is open: see
+    :meth:`tradingbot.pipeline.order_service.OrderPlacer._resend_protective`). ``done`` when the
+    venue holds it now; an ``error`` (the outcome still unknown) or ``unprotected`` (refused) otherwise."""
+    cid = row.client_order_id
+    what = f"{leg} {otype} {side} {quantity.normalize():f} @ {trigger.normalize():f}"
+    action = ProtectionAction("place", cid, f"{what} ({row.status}: not known to be on the venue)")
+    if not fix:
+        return action
+    request = OrderRequest(row.symbol, side, otype, quantity, cid, None, trigger, True)  # type: ignore[arg-type]
+    result = placer.place(leg, request)
+    if on_placed is not None:
+        on_placed(leg, result)
+    status = getattr(result, "status", "")
+    if status in ("open", "filled"):
+        action.done = True
+        action.detail += f": {status} (looked up, or sent again under its client id)"
+    else:
+        action.kind = "error" if status in ("pending", "submitted") else "unprotected"
+        action.detail += f": not confirmed ({status}: {getattr(result, 'reason', None)})"
+    return action
 
 
 def _why_stale(row: repo.LiveOrderRow, position: Position | None) -> str:

@@ -14,7 +14,14 @@ Drift it finds (and what ``fix`` does about it):
   found by either: younger than ``unknown_grace_s`` it stays (the venue's read side can lag; the
   drift says "unresolved"), older it is proven never placed: an entry (not reduce-only, not a stop
   or target) is SENT AGAIN under its same client id when a ``cache`` is given (the kill switch and
-  the order gate are checked first; engaged -> ``failed``), anything else -> ``failed``;
+  the order gate are checked first; engaged -> ``failed``), and only while :class:`ResendGuard`
+  allows it (the decision fresh, the venue's mark price within the Validate stage's tolerance of
+  its price; else abandoned: ``failed`` with ``stale_entry`` / ``price_moved``); anything else ->
+  ``failed``. A stop / target of the position is not waited for: the protective-order step sends
+  it again under its client id in the same pass (reduce-only; the venue refuses an open order's id);
+* open orders on the venue with no row of ours (orphans: placed by hand, or by a lost process) ->
+  reported only (``orphans``, one unfixed ``orphan`` drift each), never cancelled, whatever their
+  client id (:func:`_orphans`);
 * an ``open``/``partially_filled`` order the venue no longer knows -> ``canceled``;
 * a stored position whose side or size differs from the venue's (a stop fired, a manual trade)
   -> the stored positions are rewritten from the venue's;
@@ -44,14 +51,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from tradingbot import errors
 from tradingbot.adapters.cache import Cache, TradingHalted
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.models import Position as StoredPosition
-from tradingbot.domain.exchange import Exchange, ExchangeError, OrderRequest, Position
+from tradingbot.adapters.persistence.repositories.orders import order_context
+from tradingbot.domain.exchange import Exchange, ExchangeError, MarkPrice, OpenOrders, OrderRequest, Position
+from tradingbot.domain.positions import is_our_client_id
 from tradingbot.pipeline import kill_switch
 from tradingbot.pipeline.accounting import sync_account
 from tradingbot.pipeline.execute import exchange_factories
@@ -62,9 +71,11 @@ from tradingbot.pipeline.order_service import (
     find_in_trades,
     load_account,
     settle_pending,
+    supports,
 )
 from tradingbot.pipeline.protection import follow_position, live_protective_symbols, position_owner
 from tradingbot.pipeline.runtime import Runtime
+from tradingbot.settings import ExchangeSection, ValidationPolicy
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +86,36 @@ _CONDITIONAL = ("stop_market", "take_profit_market")
 @dataclass
 class Drift:
     # "order" | "position" | "protection" | "execution" | "unchecked" | "unresolved" (an unknown
-    # outcome not resolvable yet)
+    # outcome not resolvable yet) | "orphan" (a venue order with no row of ours: reported only)
     kind: str
     key: str  # client order id or symbol
     stored: str
     exchange: str
     repair: str
     fixed: bool = False
+
+
+@dataclass(frozen=True)
+class ResendGuard:
+    """When reconcile may send again an entry proven never placed (issue 15): only while the
+    decision is fresh and the market is still where the decision priced it; otherwise the entry is
+    abandoned (the order row ``failed``, the decision settled ``rejected``) with the reason stored:
+    ``stale_entry: ...`` or ``price_moved: ...``.
+
+    * ``max_age_s``: the order row's age (it is written seconds after the alert, when Execute plans)
+      at most this (``EXCHANGE_RECONCILE_RESEND_MAX_AGE_S``, default 1,200 s: the 900 s read-lag
+      grace plus 5 minutes, so the window to resend is about 5 minutes wide);
+    * ``max_deviation_pct``: the venue's mark price within this of the decision's reference price
+      (the alert's price): the Validate stage's own tolerance, ``VALIDATE_MAX_PRICE_DEVIATION_PCT``
+      (one default: 1 %). No reference price stored, or no mark price from the venue: not sent
+      (``price_unknown``), since the check cannot be made."""
+
+    max_age_s: float = ExchangeSection.model_fields["reconcile_resend_max_age_s"].default
+    max_deviation_pct: Decimal = ValidationPolicy.model_fields["max_price_deviation_pct"].default
+
+    @classmethod
+    def from_settings(cls, exchange: ExchangeSection, policy: ValidationPolicy) -> ResendGuard:
+        return cls(max_age_s=exchange.reconcile_resend_max_age_s, max_deviation_pct=policy.max_price_deviation_pct)
 
 
 @dataclass
@@ -91,6 +125,8 @@ class ReconcileReport:
     orders_checked: int = 0
     positions_checked: int = 0
     drifts: list[Drift] = field(default_factory=list)
+    # venue-side open orders with no row of ours (placed by hand, or by a lost process): reported only
+    orphans: list[dict[str, Any]] = field(default_factory=list)
     # the accounting pass (pipeline/accounting.py): trades, fees, funding, equity from the venue
     accounting: dict[str, Any] | None = None
 
@@ -107,14 +143,17 @@ def reconcile_account(
     pending_grace_s: float = 60.0,
     unknown_grace_s: float = 900.0,
     cache: Cache | None = None,
+    resend_guard: ResendGuard | None = None,
 ) -> ReconcileReport:
     """``unknown_grace_s``: how long a sent order may stay invisible to both lookups before it is
     taken as never placed (Binance's order queries have been reported to lag by minutes); then, with
-    ``fix`` and a ``cache`` (kill switch, order gate), an entry is sent again under its client id.
-    ``pending_grace_s``: how old a never-sent row must be to be failed, and a stop / target of
-    unknown outcome to be replaced (the position is not left unprotected for ``unknown_grace_s``)."""
+    ``fix`` and a ``cache`` (kill switch, order gate), an entry is sent again under its client id if
+    ``resend_guard`` (default :class:`ResendGuard`'s defaults) allows it, else abandoned.
+    ``pending_grace_s``: how old a never-sent row must be to be failed, and a stop / target still
+    of unknown outcome after its resend to be replaced under the next client id."""
     report = ReconcileReport(account_id, fix)
-    _orders(session_factory, exchange, report, pending_grace_s, unknown_grace_s, cache)
+    _orders(session_factory, exchange, report, pending_grace_s, unknown_grace_s, cache, resend_guard or ResendGuard())
+    _orphans(session_factory, exchange, report)
     live = _positions(session_factory, exchange, report)
     if live is not None:
         _protection(session_factory, exchange, report, live, replace_unknown_after_s=pending_grace_s)
@@ -170,6 +209,7 @@ def _orders(
     grace_s: float,
     unknown_grace_s: float,
     cache: Cache | None = None,
+    guard: ResendGuard | None = None,
 ) -> None:
     with session_factory() as s:
         rows = repo.orders_in_status(s, report.account_id, LIVE)
@@ -203,6 +243,11 @@ def _orders(
                 drift.fixed = True
         elif status == "submitted":
             age = (now - row.updated_at).total_seconds()
+            if age < unknown_grace_s and row.type in _CONDITIONAL and row.reduce_only:
+                # a stop / target of unknown outcome: the protective-order step of this pass sends it
+                # again under its client id if the position still needs it (follow_position), and
+                # reports it there; nothing to do here
+                continue
             if age < unknown_grace_s:
                 report.drifts.append(
                     Drift(
@@ -212,7 +257,9 @@ def _orders(
                 )  # fmt: skip
                 continue
             if report.fix and cache is not None and row.type not in _CONDITIONAL and not row.reduce_only:
-                report.drifts.append(_resend(session_factory, cache, placer, report.account_id, row, age))
+                resent = _resend(session_factory, cache, placer, exchange, report.account_id, row, age,
+                                 guard or ResendGuard())  # fmt: skip
+                report.drifts.append(resent)
                 continue
             drift = Drift(
                 "order", cid, status, f"not found by client id nor in the trade list after {age:.0f} s",
@@ -242,11 +289,43 @@ def _orders(
         report.drifts.append(drift)
 
 
+def _resend_refusal(
+    session_factory: SessionFactory, exchange: Exchange, row: Any, guard: ResendGuard
+) -> tuple[str, str] | None:
+    """(code, why) when ``guard`` forbids sending the entry again now, None when it allows it.
+    Raises the venue's error when the mark price cannot be read now (the next pass asks again)."""
+    now = dt.datetime.now(dt.UTC)
+    age = (now - row.created_at).total_seconds()
+    if age > guard.max_age_s:
+        return "stale_entry", (
+            f"the decision is {age:.0f} s old (its order row was written at {row.created_at:%Y-%m-%d %H:%M:%S} UTC), "
+            f"more than the {guard.max_age_s:.0f} s an entry may be sent late (EXCHANGE_RECONCILE_RESEND_MAX_AGE_S)"
+        )
+    with session_factory() as s:
+        reference = order_context(s, row.client_order_id).get("reference_price")
+    if not reference or not supports(exchange, MarkPrice):
+        what = "no reference price stored with the order" if not reference else f"{exchange.name} gives no mark price"
+        return "price_unknown", f"{what}: the price check cannot be made"
+    mark = cast(MarkPrice, exchange).fetch_mark_price(row.symbol)
+    ref = Decimal(str(reference))
+    deviation = abs(mark - ref) / ref * 100
+    if deviation > guard.max_deviation_pct:
+        return "price_moved", (
+            f"{exchange.name} mark price {mark.normalize():f} is {deviation:.2f} % from the decision's price "
+            f"{ref.normalize():f}, more than the {guard.max_deviation_pct:f} % the Validate stage allows "
+            "(VALIDATE_MAX_PRICE_DEVIATION_PCT)"
+        )
+    return None
+
+
 def _resend(
-    session_factory: SessionFactory, cache: Cache, placer: OrderPlacer, account_id: int, row: Any, age: float
-) -> Drift:
+    session_factory: SessionFactory, cache: Cache, placer: OrderPlacer, exchange: Exchange, account_id: int, row: Any,
+    age: float, guard: ResendGuard,
+) -> Drift:  # fmt: skip
     """An entry proven never placed (see the module docstring): sent again under its client id,
-    unless the kill switch or the order gate refuses now (then ``failed``, with that reason)."""
+    unless the kill switch or the order gate refuses now (then ``failed``, with that reason), or
+    ``guard`` finds the decision stale or the price moved (then abandoned: ``failed`` with
+    ``stale_entry`` / ``price_moved``; the decision is settled ``rejected`` with that reason)."""
     cid = row.client_order_id
     found = f"not found by client id nor in the trade list after {age:.0f} s"
     try:
@@ -256,6 +335,16 @@ def _resend(
         _transition(session_factory, cid, "failed", f"never placed ({found}); not sent again: {exc}",
                     code="trading_halted")  # fmt: skip
         return Drift("order", cid, "submitted", found, f"mark failed (not sent again: {exc})", True)
+    try:
+        refusal = _resend_refusal(session_factory, exchange, row, guard)
+    except ExchangeError as exc:
+        return Drift("unchecked", cid, "submitted", f"{found}; mark price not read: {exc}", "run again later")
+    if refusal is not None:
+        code, why = refusal
+        _transition(session_factory, cid, "failed", f"never placed ({found}); abandoned, not sent again: {why}",
+                    code=code)  # fmt: skip
+        log.warning("reconcile: %s %s; abandoned (%s): %s", cid, found, code, why)
+        return Drift("order", cid, "submitted", found, f"abandoned ({code}): {why}", True)
     request = OrderRequest(
         symbol=row.symbol, side=row.side, type=row.type, quantity=row.quantity, client_order_id=cid,
         price=row.price if row.type == "limit" else None, reduce_only=row.reduce_only,
@@ -264,6 +353,39 @@ def _resend(
     log.warning("reconcile: %s %s; sent again under its client id: %s", cid, found, leg.status)
     return Drift("order", cid, "submitted", found, f"sent again under its client id: {leg.status} {leg.reason or ''}",
                  leg.status != "submitted")  # fmt: skip
+
+
+def _orphans(session_factory: SessionFactory, exchange: Exchange, report: ReconcileReport) -> None:
+    """Open orders on the venue with no row of ours: placed by hand on the venue, by another tool on
+    the same keys, or by a process of ours whose row was lost. Reported (``orphans`` and one
+    ``orphan`` drift each, never fixed: the drift alarm sees them), never cancelled: an order
+    without our client-id prefix is not ours to cancel, and one WITH our prefix but without a row
+    cannot be attributed to a decision (its row was lost, or another deployment on the same keys
+    placed it), so an operator decides (``tradingbot reconcile`` shows it; cancel it on the venue)."""
+    if not supports(exchange, OpenOrders):
+        return
+    try:
+        venue_orders = cast(OpenOrders, exchange).fetch_open_orders()
+    except ExchangeError as exc:
+        drift = Drift("unchecked", "open orders", "", f"open-order lists not read: {exc}", "run again later")
+        report.drifts.append(drift)
+        return
+    with session_factory() as s:
+        cids = [o.client_order_id for o in venue_orders if o.client_order_id]
+        ours = {o.client_order_id for o in repo.orders_by_client_ids(s, cids)}
+    for o in venue_orders:
+        if o.client_order_id and o.client_order_id in ours:
+            continue
+        prefixed = is_our_client_id(o.client_order_id)
+        who = "our client-id prefix but no row (a lost process, or another deployment on these keys)" if prefixed else (
+            "not placed by us (by hand, or another tool on these keys)"
+        )  # fmt: skip
+        what = f"{o.type} {o.side} {o.quantity.normalize():f} {o.symbol} (venue id {o.exchange_order_id})"
+        report.orphans.append({**asdict(o), "quantity": str(o.quantity), "ours_by_prefix": prefixed})
+        report.drifts.append(Drift(
+            "orphan", o.client_order_id or o.exchange_order_id, "no row", f"open on {exchange.name}: {what}",
+            f"reported only, never cancelled automatically: {who}",
+        ))  # fmt: skip
 
 
 def _transition(session_factory: SessionFactory, cid: str, target: str, why: str, *, code: str = "reconcile") -> None:
@@ -332,6 +454,7 @@ def reconcile_accounts(
     account_ids: list[int] | None = None,
     unknown_grace_s: float = 900.0,
     cache: Cache | None = None,
+    resend_guard: ResendGuard | None = None,
 ) -> list[ReconcileReport]:
     """One reconcile pass over every enabled account (or ``account_ids``). An account whose venue
     or keys fail gets a report with one ``unchecked`` drift; the others still run. ``cache``: lets
@@ -346,7 +469,8 @@ def reconcile_accounts(
         try:
             exchange = exchange_factory(account)
             reports.append(reconcile_account(session_factory, exchange, account_id, fix=fix,
-                                             unknown_grace_s=unknown_grace_s, cache=cache))  # fmt: skip
+                                             unknown_grace_s=unknown_grace_s, cache=cache,
+                                             resend_guard=resend_guard))  # fmt: skip
         except errors.TradingBotError as exc:  # keys missing, the venue or the database unavailable
             failed = ReconcileReport(account_id, fix)
             failed.drifts.append(Drift("unchecked", f"account {account_id}", "", f"{exc}", "run again later"))
@@ -375,6 +499,7 @@ def scheduled_pass(rt: Runtime) -> list[ReconcileReport] | None:
         return reconcile_accounts(
             sessions, exchanges, fix=cfg.reconcile_fix, unknown_grace_s=cfg.reconcile_unknown_grace_s,
             cache=cache if cfg.reconcile_resend_unplaced else None,
+            resend_guard=ResendGuard.from_settings(cfg, rt.settings),
         )  # fmt: skip
     finally:
         cache.release_lease(lease)
@@ -417,7 +542,9 @@ class ReconcileLoop:
             self.passes += 1
             found, unfixed = drift_counts(reports)
             level = logging.WARNING if unfixed else logging.INFO
-            log.log(level, "reconcile: %d accounts, %d drift found, %d unfixed", len(reports), found, unfixed,
-                    extra={"event": "reconcile", "drift": found, "drift_unfixed": unfixed})  # fmt: skip
+            orphans = sum(len(r.orphans) for r in reports)
+            log.log(level, "reconcile: %d accounts, %d drift found, %d unfixed, %d orphan order(s)", len(reports),
+                    found, unfixed, orphans, extra={"event": "reconcile", "drift": found, "drift_unfixed": unfixed,
+                                                    "orphans": orphans})  # fmt: skip
             if self._on_pass is not None:
                 self._on_pass(reports)

@@ -73,6 +73,8 @@ from tradingbot.domain.exchange import (
     Side,
     UnknownSymbol,
     VenueFill,
+    VenueOpenOrder,
+    usdt_fee,
 )
 
 log = logging.getLogger(__name__)
@@ -472,8 +474,7 @@ class CcxtExchange:
             return OrderResult(**{**result.__dict__, "fee": None})
         if sum((f.quantity for f in fills), Decimal(0)) != result.filled:
             return OrderResult(**{**result.__dict__, "fee": None})  # the trade list lags the fill
-        fee = sum((f.fee for f in fills), Decimal(0))
-        return OrderResult(**{**result.__dict__, "fee": fee})
+        return OrderResult(**{**result.__dict__, "fee": usdt_fee(fills)})  # None: charged in BNB (not USDT)
 
     def fetch_fills(
         self, symbol: str, *, since_ms: int, until_ms: int, exchange_order_id: str | None = None
@@ -507,6 +508,84 @@ class CcxtExchange:
                     quantity=(_dec(t.get("amount")) or Decimal(0)) * info.contract_size,
                     fee=abs(_dec(fee.get("cost")) or Decimal(0)),
                     ts_ms=int(t.get("timestamp") or 0),
+                    # Binance commissionAsset / OKX feeCcy, as the venue's row says (ccxt: fee.currency)
+                    fee_currency=str(
+                        venue_row.get("commissionAsset") or venue_row.get("feeCcy") or fee.get("currency") or "USDT"
+                    ),
+                )
+            )
+        return out
+
+    def fetch_mark_price(self, symbol: str) -> Decimal:
+        """The venue's mark price: Binance ``GET /fapi/v1/premiumIndex`` ``markPrice``
+        (https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api/Mark-Price);
+        OKX ``GET /api/v5/public/mark-price`` ``markPx``
+        (https://www.okx.com/docs-v5/en/#public-data-rest-api-get-mark-price), through ccxt's fetchMarkPrice."""
+        info = self.market(symbol)
+        raw = self._call("fetch mark price", self._client.fetch_mark_price, info.symbol)
+        venue_row = raw.get("info") or {}
+        mark = _dec(raw.get("markPrice")) or _dec(venue_row.get("markPrice") or venue_row.get("markPx"))
+        if mark is None or mark <= 0:
+            raise ExchangeUnavailable(f"{self.venue}: no mark price for {info.symbol} in the venue's answer")
+        return mark
+
+    def fetch_open_orders(self) -> list[VenueOpenOrder]:
+        """Every open order of the account on every USDT perpetual, regular and conditional, as the
+        venue lists them (reconcile's orphan check):
+
+        * Binance ``GET /fapi/v1/openOrders`` without ``symbol`` ("Get all open orders on a symbol.
+          Careful when accessing this with no symbol", weight 40,
+          https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Current-All-Open-Orders)
+          and ``GET /fapi/v1/openAlgoOrders`` (the Algo Service's conditional orders,
+          https://developers.binance.com/docs/derivatives/usds-margined-futures/trade/rest-api/Current-All-Algo-Open-Orders);
+        * OKX ``GET /api/v5/trade/orders-pending`` (instType SWAP,
+          https://www.okx.com/docs-v5/en/#order-book-trading-trade-get-order-list) and
+          ``GET /api/v5/trade/orders-algo-pending`` (ordType conditional,
+          https://www.okx.com/docs-v5/en/#order-book-trading-algo-trading-get-algo-order-list).
+
+        The venue's own rows are read (implicit ccxt endpoints), not ccxt's parsed orders: the client
+        id and the venue's type are what reconcile compares."""
+        self._require_keys("listing open orders")
+        self.load_markets()
+        by_id = {m.exchange_id: m for m in self._markets.values()}
+        out: list[VenueOpenOrder] = []
+        if self.venue == "okx":
+            regular = self._call("open orders", self._client.privateGetTradeOrdersPending, {"instType": "SWAP"})
+            algo = self._call("open algo orders", self._client.privateGetTradeOrdersAlgoPending,
+                              {"instType": "SWAP", "ordType": "conditional"})  # fmt: skip
+            rows = [(r, False) for r in regular.get("data") or []] + [(r, True) for r in algo.get("data") or []]
+            for row, conditional in rows:
+                info = by_id.get(str(row.get("instId")))
+                if info is None:
+                    continue
+                out.append(
+                    VenueOpenOrder(
+                        symbol=info.symbol,
+                        client_order_id=str(row.get("algoClOrdId" if conditional else "clOrdId") or ""),
+                        exchange_order_id=str(row.get("algoId" if conditional else "ordId") or ""),
+                        side=str(row.get("side") or ""),
+                        type=str(row.get("ordType") or ""),
+                        quantity=(_dec(row.get("sz")) or Decimal(0)) * info.contract_size,
+                        conditional=conditional,
+                    )
+                )
+            return out
+        regular = self._call("open orders", self._client.fapiPrivateGetOpenOrders, {})
+        algo = self._call("open algo orders", self._client.fapiPrivateGetOpenAlgoOrders, {})
+        rows = [(r, False) for r in regular or []] + [(r, True) for r in algo or []]
+        for row, conditional in rows:
+            info = by_id.get(str(row.get("symbol")))
+            if info is None:
+                continue
+            out.append(
+                VenueOpenOrder(
+                    symbol=info.symbol,
+                    client_order_id=str(row.get("clientAlgoId" if conditional else "clientOrderId") or ""),
+                    exchange_order_id=str(row.get("algoId" if conditional else "orderId") or ""),
+                    side=str(row.get("side") or "").lower(),
+                    type=str(row.get("orderType" if conditional else "type") or ""),
+                    quantity=_dec(row.get("quantity" if conditional else "origQty")) or Decimal(0),
+                    conditional=conditional,
                 )
             )
         return out

@@ -66,7 +66,7 @@ def run_reconcile(
     from tradingbot.adapters.persistence.db import session_scope
     from tradingbot.adapters.persistence.errors import UnknownAccount
     from tradingbot.pipeline.order_service import default_exchange_factory, load_account
-    from tradingbot.pipeline.reconcile import reconcile_account
+    from tradingbot.pipeline.reconcile import ResendGuard, reconcile_account
     from tradingbot.settings import Settings
 
     def sessions() -> AbstractContextManager[Session]:
@@ -79,12 +79,16 @@ def run_reconcile(
     factory = default_exchange_factory(sessions, cache, cipher)
     # the cache: kill switch and order gate for an entry proven never placed (sent again with --fix,
     # unless EXCHANGE_RECONCILE_RESEND_UNPLACED=false)
-    resend = cache if Settings().exchange.reconcile_resend_unplaced else None
+    config = Settings()
+    resend = cache if config.exchange.reconcile_resend_unplaced else None
+    # resent only while fresh and near its price (EXCHANGE_RECONCILE_RESEND_MAX_AGE_S, VALIDATE_MAX_PRICE_DEVIATION_PCT)
+    guard = ResendGuard.from_settings(config.exchange, config.pipeline)
     reports = []
     for ref in accounts:
         settings = load_account(sessions, ref.id)
         assert settings is not None
-        reports.append(reconcile_account(sessions, factory(settings), ref.id, fix=fix, cache=resend))
+        reports.append(reconcile_account(sessions, factory(settings), ref.id, fix=fix, cache=resend,
+                                         resend_guard=guard))  # fmt: skip
     return reports
 
 

@@ -3,7 +3,8 @@ pass over every enabled account (tradingbot.pipeline.reconcile.scheduled_pass): 
 was unknown, positions, protective orders (placed, resized, cancelled), pending executions settled.
 
 Metrics (CloudWatch EMF, namespace TradingBot, dimension service=tradingbot): ``ReconcileDrift``
-(everything found) and ``ReconcileDriftUnfixed`` (what the pass could not repair, or only reports);
+(everything found), ``ReconcileDriftUnfixed`` (what the pass could not repair, or only reports) and
+``ReconcileOrphans`` (open orders on the venue with no row of ours, each also an unfixed drift);
 the ``ReconcileDrift`` alarm (cdk/tradingbot_infra/alarms.py) watches the second. Each unfixed
 drift is also one WARNING log line (``event: reconcile_drift``) naming the account and the key.
 """
@@ -25,6 +26,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     found, unfixed = drift_counts(reports)
     add_count("ReconcileDrift", found)
     add_count("ReconcileDriftUnfixed", unfixed)
+    add_count("ReconcileOrphans", sum(len(r.orphans) for r in reports))  # venue orders without a row: reported only
     for r in reports:
         for d in r.drifts:
             if not d.fixed:

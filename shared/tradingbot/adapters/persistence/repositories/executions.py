@@ -8,14 +8,15 @@ one atomic unit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Session
 
-from tradingbot.adapters.persistence.models import Execution
+from tradingbot.adapters.persistence.models import Decision, Execution
 
 
 def find_execution(session: Session, account_id: int, decision_key: str) -> Execution | None:
@@ -69,3 +70,19 @@ def executions_in_status(session: Session, account_id: int, statuses: Iterable[s
     """The account's executions in ``statuses``, oldest first (reconcile settles ``pending`` ones)."""
     stmt = select(Execution).where(Execution.account_id == account_id, Execution.status.in_(list(statuses)))
     return list(session.scalars(stmt.order_by(Execution.id)).all())
+
+
+def settle_decision_execution(session: Session, execution_name: str, report: dict[str, Any]) -> bool:
+    """Issue 15: write a settled execution report (reconcile made a ``pending`` one final) into its
+    decision's ``stages.execution``, where ``tradingbot executions list|show`` and the operator API
+    read the outcome, so they stop saying "order pending". Only over a ``pending`` one (jsonb ``||``
+    in the database: the other stages are kept). False when no such decision row waits for it
+    (none recorded, or a replay with ``--new-order`` whose decision key differs)."""
+    doc = json.loads(json.dumps({"execution": report}, default=str))
+    stmt = (
+        update(Decision)
+        .where(Decision.execution_name == execution_name, Decision.stages["execution"]["status"].astext == "pending")
+        .values(stages=Decision.stages.op("||")(literal(doc, JSONB)))
+        .returning(Decision.id)
+    )
+    return session.scalar(stmt) is not None

@@ -52,8 +52,11 @@ def create_order(
     price: Decimal | None = None,
     reduce_only: bool = False,
     decision_id: int | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Order:
-    """Record an order before it is sent, so a crash after sending leaves a row to reconcile."""
+    """Record an order before it is sent, so a crash after sending leaves a row to reconcile.
+    ``context``: what the decision knew when it planned the order (e.g. ``reference_price``), kept
+    in the row's first event (:func:`order_context`)."""
     stmt = (
         insert(Order)
         .values(
@@ -74,8 +77,20 @@ def create_order(
     order = session.scalars(stmt).one_or_none()
     if order is None:
         raise DuplicateClientOrderId(client_order_id)
-    session.add(OrderEvent(order_id=order.id, from_status=None, to_status="pending", detail={}))
+    session.add(OrderEvent(order_id=order.id, from_status=None, to_status="pending", detail=dict(context or {})))
     return order
+
+
+def order_context(session: Session, client_order_id: str) -> dict[str, Any]:
+    """The ``context`` the order was written with (:func:`create_order`; {} for older rows)."""
+    stmt = (
+        select(OrderEvent.detail)
+        .join(Order, OrderEvent.order_id == Order.id)
+        .where(Order.client_order_id == client_order_id, OrderEvent.from_status.is_(None))
+        .order_by(OrderEvent.id)
+        .limit(1)
+    )
+    return dict(session.scalar(stmt) or {})
 
 
 def transition_order(
