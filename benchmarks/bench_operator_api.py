@@ -5,7 +5,11 @@ the same run, on a real PostgreSQL (embedded, fsync on) and Redis:
   ours is ``GET /api/accounts/{a}/decisions?limit=100`` through the whole handler (Powertools
   routing and validation, token lookup, ownership, the keyset query on ``ix_decisions_account_id_id``);
   naive is loading the account's decisions with the ORM, newest first, and keeping 100 in Python;
-  and a deep page (page 900) with our cursor beside SQL ``OFFSET``;
+  and a deep page (page 900) with our cursor beside SQL ``OFFSET``; page 1 and page 900 cost the
+  same since the keyset is the row value ``(account_id, id) < (a, cursor)`` (repositories/
+  operators.py ``decisions_page``: before it, page 1 walked the primary key through the other
+  account's 100,000 newer rows); today's first 100 (the dashboard's list) beside the same SQL without
+  the keyset bounds;
 * **positions** (3 open, 20,000 closed in the history) with live marks from Redis: ours is
   ``GET /api/accounts/{a}/positions`` through the handler; naive loads every position row of the
   account and filters the open ones in Python;
@@ -207,6 +211,21 @@ def main() -> int:
                                      .order_by(Decision.id.desc()).offset(89_900).limit(100)).all()  # fmt: skip
                     assert len(rows) == 100
 
+            # today's decisions (the dashboard's list): ours bounds the scan to today's ids; the reference
+            # is the query before that bound, the same rows by SQL
+            today_event = _event("/api/accounts/bench-mine/decisions", token, {"limit": "100", "today": "true"})
+            midnight = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+            def ours_today() -> None:
+                res = handler(today_event, None)
+                assert res["statusCode"] == 200 and len(json.loads(res["body"])["items"]) == 100
+
+            def unbounded_today() -> None:
+                with session_scope(slow) as s:
+                    stmt = select(Decision).where(Decision.account_id == account_id, Decision.started_at >= midnight)
+                    rows = s.scalars(stmt.order_by(Decision.account_id.desc(), Decision.id.desc()).limit(100)).all()
+                    assert len(rows) == 100
+
             positions_event = _event("/api/accounts/bench-mine/positions", token)
 
             def ours_positions() -> None:
@@ -226,6 +245,8 @@ def main() -> int:
                 "naive_decisions": _time(naive_decisions, NAIVE_ITERATIONS, deadline, warmup=0),
                 "ours_deep": _time(ours_deep, ITERATIONS, deadline),
                 "offset_deep": _time(offset_deep, ITERATIONS, deadline),
+                "ours_today": _time(ours_today, ITERATIONS, deadline),
+                "unbounded_today": _time(unbounded_today, ITERATIONS, deadline),
                 "ours_positions": _time(ours_positions, ITERATIONS, deadline),
                 "naive_positions": _time(naive_positions, NAIVE_ITERATIONS, deadline, warmup=0),
             }
@@ -254,6 +275,8 @@ def main() -> int:
          results["naive_decisions"])  # fmt: skip
     _row("page 900 of 100 decisions (cursor)", results["ours_deep"], "SQL OFFSET 89,900 LIMIT 100",
          results["offset_deep"])  # fmt: skip
+    _row("today's first 100 decisions (dashboard)", results["ours_today"], "SQL without the keyset bounds",
+         results["unbounded_today"])  # fmt: skip
     _row("positions + live marks (3 open, 20k closed)", results["ours_positions"], "ORM: every position, filter",
          results["naive_positions"])  # fmt: skip
     if paint is None:

@@ -1,7 +1,9 @@
 """Business metrics on CloudWatch (issue 17): a ``{prefix}-business`` dashboard over the EMF metrics
 the handlers emit (tradingbot.entrypoints.lambdas.business_metrics: decisions by outcome and by
-rejecting rule, orders filled and rejected, slippage, voter latency, cost and abstentions; the
-operator API's refusals), and an alarm on a spike of rejected decisions."""
+rejecting rule, orders placed, filled and rejected, slippage, voter latency, cost and abstentions;
+the operator API's refusals) and those counted where they are decided (tradingbot.adapters.metrics:
+alerts accepted and refused by reason, realized PnL, the feed's lag and reconnects), and an alarm
+on a spike of rejected decisions (reconcile drift has its own, alarms.py)."""
 
 from __future__ import annotations
 
@@ -22,13 +24,25 @@ RULES = ("kill_switch", "symbol_allowlist", "ai_confidence", "lstm_agrees", "bac
          "max_drawdown")  # fmt: skip
 
 
-def business_metric(name: str, statistic: str = "Sum") -> cw.Metric:
+#: the webhook's refusal reasons (tradingbot.domain.alert, tradingbot.pipeline.ingress), graphed as
+#: ``AlertsRefused<Reason>`` (tradingbot.adapters.metrics.alert_refused)
+ALERT_REFUSALS = ("bad_token", "too_many_bad_tokens", "ip_not_allowed", "client_certificate", "malformed_json",
+                  "empty_body", "body_too_large", "invalid_field", "stale_alert", "future_alert", "unknown_symbol",
+                  "unsupported_interval", "account_rate_limited")  # fmt: skip
+
+
+def business_metric(name: str, statistic: str = "Sum", label: str | None = None) -> cw.Metric:
     return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=name, statistic=statistic, period=FIVE_MIN,
-                     dimensions_map={"service": SERVICE_NAME})  # fmt: skip
+                     dimensions_map={"service": SERVICE_NAME}, label=label)  # fmt: skip
+
+
+def camel(text: str) -> str:
+    """The metric-name form of a rule or reason (tradingbot.adapters.metrics.camel)."""
+    return "".join(part.capitalize() for part in text.split("_"))
 
 
 def rule_metric(rule: str) -> cw.Metric:
-    name = "RejectedBy" + "".join(part.capitalize() for part in rule.split("_"))
+    name = "RejectedBy" + camel(rule)
     return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=name, statistic="Sum", period=FIVE_MIN,
                      dimensions_map={"service": SERVICE_NAME}, label=rule)  # fmt: skip
 
@@ -68,5 +82,20 @@ class CockpitMonitoring(Concern):
             cw.GraphWidget(title="voter cost (USD) / operator API refusals", width=8, height=6,
                            left=[business_metric("VoterCostUsd")],
                            right=[business_metric("OperatorApiRefused"), business_metric("TelegramWebhookRefused")]),
+        )  # fmt: skip
+        dash.add_widgets(
+            cw.GraphWidget(title="alerts accepted / refused", width=8, height=6,
+                           left=[business_metric("AlertsAccepted"), business_metric("AlertsRefused")]),
+            cw.GraphWidget(title="alert refusals by reason", width=8, height=6, stacked=True,
+                           left=[business_metric("AlertsRefused" + camel(r), label=r) for r in ALERT_REFUSALS]),
+            cw.GraphWidget(title="orders placed / realized PnL (USD)", width=8, height=6,
+                           left=[business_metric("OrdersPlaced")], right=[business_metric("RealizedPnlUsd")]),
+        )  # fmt: skip
+        dash.add_widgets(
+            cw.GraphWidget(title="market feed lag (ms: p50 / p99 / max of each minute)", width=12, height=6,
+                           left=[business_metric("FeedLagP50Ms", "Average"), business_metric("FeedLagP99Ms", "Maximum"),
+                                 business_metric("FeedLagMaxMs", "Maximum")]),
+            cw.GraphWidget(title="market feed reconnects / messages", width=12, height=6,
+                           left=[business_metric("FeedReconnects")], right=[business_metric("FeedMessages")]),
         )  # fmt: skip
         dash.add_widgets(cw.AlarmWidget(title="rejection spike", alarm=self.rejection_spike, width=24, height=4))

@@ -64,6 +64,6 @@ class ComputeStack(ConcernStack):
         # issue 17: /api (Cognito), /dashboard, /telegram/webhook on the same API; notification schedules
         self.operator_api = OperatorApi(
             self, "OperatorApi", cfg=cfg, api=self.webhook_api.api, operator=fns["operator_api"],
-            telegram=fns["telegram_webhook"],
+            telegram=fns["telegram_webhook"], operator_function=self.lambdas.functions["operator_api"],
         )  # fmt: skip
         self.market_feed = MarketFeed(self, "MarketFeed", cfg=cfg, network=network, data=data)

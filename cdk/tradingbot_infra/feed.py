@@ -62,7 +62,10 @@ class MarketFeed(Concern):
                 ignore_mode=IgnoreMode.DOCKER,
             ),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="feed", log_group=feed_logs),
-            environment={k: v for k, v in common_environment(data).items() if k.startswith(("POWERTOOLS_", "REDIS_"))},
+            # issue 17: not on Lambda, so EMF is off unless asked for; the feed flushes its lag and
+            # reconnects to stdout every minute and awslogs carries them (tradingbot.adapters.metrics)
+            environment={k: v for k, v in common_environment(data).items() if k.startswith(("POWERTOOLS_", "REDIS_"))}
+            | {"POWERTOOLS_METRICS_DISABLED": "false"},
             secrets={"REDIS_AUTH_TOKEN": ecs.Secret.from_secrets_manager(data.secrets["redis"])},
             readonly_root_filesystem=True,
             stop_timeout=Duration.seconds(30),

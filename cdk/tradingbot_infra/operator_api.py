@@ -15,11 +15,21 @@
 * EventBridge: the daily summary at 07:00 UTC, and every minute the stops/targets watcher.
 
 Users of the pool are created by an administrator only (no self sign-up) and need TOTP MFA.
+
+The dashboard signs in at the pool's managed login (the ``{prefix}-operators`` Cognito domain) with
+the authorization code grant and PKCE, the only browser flow the ``Dashboard`` app client allows (no
+implicit grant, no secret: a public client); its one callback URL is the page itself,
+``https://API/prod/dashboard``. The page learns the domain and the client id from
+``/dashboard/config.json`` (the function's ``OPERATOR_LOGIN_URL`` / ``OPERATOR_LOGIN_CLIENT_ID``),
+redeems the code at ``/oauth2/token`` and sends the ID token to ``/api``
+(https://docs.aws.amazon.com/cognito/latest/developerguide/using-pkce-in-authorization-code.html,
+https://docs.aws.amazon.com/cognito/latest/developerguide/authorization-endpoint.html,
+https://docs.aws.amazon.com/cognito/latest/developerguide/token-endpoint.html).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_events as events
@@ -29,6 +39,9 @@ from constructs import Construct
 
 from .config import InfraConfig
 from .naming import Concern
+
+#: the REST API's stage (api.py ``deploy_options``)
+STAGE = "prod"
 
 
 class OperatorApi(Concern):
@@ -41,6 +54,7 @@ class OperatorApi(Concern):
         api: apigw.RestApi,
         operator: lambda_.IFunction,
         telegram: lambda_.IFunction,
+        operator_function: lambda_.Function | None = None,
     ) -> None:
         super().__init__(scope, cid)
         self.user_pool = cognito.UserPool(
@@ -64,15 +78,35 @@ class OperatorApi(Concern):
             standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        self.domain = self.user_pool.add_domain(
+            "Login",
+            # a prefix is unique per Region across all AWS accounts: the account id makes it ours
+            cognito_domain=cognito.CognitoDomainOptions(domain_prefix=f"{cfg.prefix}-operators-{Aws.ACCOUNT_ID}"),
+        )
+        # the page's own address is the one callback: built from the API's id and the stage name, not
+        # from the stage resource (the stage depends on this function's methods: a cycle)
+        self.dashboard_urls = [f"https://{api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}/{STAGE}/dashboard"]
+        if cfg.custom_domain_name:
+            self.dashboard_urls.append(f"https://{cfg.custom_domain_name}/dashboard")
         self.client = self.user_pool.add_client(
             "Dashboard",
             auth_flows=cognito.AuthFlow(user_srp=True),
             generate_secret=False,  # a browser page cannot keep a secret
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True),  # with PKCE; no implicit grant
+                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],
+                callback_urls=self.dashboard_urls,
+                logout_urls=self.dashboard_urls,
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
             id_token_validity=Duration.hours(1),
             access_token_validity=Duration.hours(1),
             refresh_token_validity=Duration.days(1),
             prevent_user_existence_errors=True,
         )
+        if operator_function is not None:  # the page's /dashboard/config.json and its CSP read these
+            operator_function.add_environment("OPERATOR_LOGIN_URL", self.domain.base_url())
+            operator_function.add_environment("OPERATOR_LOGIN_CLIENT_ID", self.client.user_pool_client_id)
         self.authorizer = apigw.CognitoUserPoolsAuthorizer(
             self,
             "OperatorAuthorizer",

@@ -77,3 +77,57 @@ def test_telegram_secret_generates_the_webhook_secret(synth: Synth) -> None:
     gen = telegram["Properties"]["GenerateSecretString"]
     assert gen["GenerateStringKey"] == "webhook_secret" and gen["ExcludePunctuation"] is True
     assert json.loads(gen["SecretStringTemplate"]) == {"bot_token": "REPLACE_ME", "chat_id": "REPLACE_ME"}
+
+
+def test_dashboard_signs_in_with_the_code_grant_and_pkce(synth: Synth) -> None:
+    """The hosted dashboard's login (issue 17): the pool's managed-login domain, a public client
+    allowed only the authorization code grant (PKCE) back to the page itself, and the page's
+    function told where to sign in."""
+    [domain] = synth.resources("compute", "AWS::Cognito::UserPoolDomain").values()
+    assert "-operators-" in json.dumps(domain["Properties"]["Domain"])
+    [client] = synth.resources("compute", "AWS::Cognito::UserPoolClient").values()
+    props = client["Properties"]
+    assert props["GenerateSecret"] is False
+    assert props["AllowedOAuthFlows"] == ["code"] and props["AllowedOAuthFlowsUserPoolClient"] is True
+    assert set(props["AllowedOAuthScopes"]) == {"openid", "email"}
+    assert props["SupportedIdentityProviders"] == ["COGNITO"]
+    [callback] = props["CallbackURLs"]
+    rendered = json.dumps(callback)
+    assert rendered.endswith('/prod/dashboard"]]}') and ".execute-api." in rendered
+    functions = synth.resources("compute", "AWS::Lambda::Function")
+    operator = next(f for lid, f in functions.items() if lid.startswith("OperatorApi") or
+                    "operator_api" in json.dumps(f["Properties"].get("Handler", "")) or
+                    "OPERATOR_LOGIN_URL" in json.dumps(f["Properties"].get("Environment", {})))  # fmt: skip
+    env = operator["Properties"]["Environment"]["Variables"]
+    assert "amazoncognito.com" in json.dumps(env["OPERATOR_LOGIN_URL"])
+    assert "Ref" in env["OPERATOR_LOGIN_CLIENT_ID"]
+    # no other function is told to sign anyone in
+    assert sum("OPERATOR_LOGIN_URL" in json.dumps(f["Properties"].get("Environment", {}))
+               for f in functions.values()) == 1  # fmt: skip
+
+
+def test_business_dashboard_graphs_every_business_metric_and_alarms_exist(synth: Synth) -> None:
+    dashboards = synth.resources("monitoring", "AWS::CloudWatch::Dashboard")
+    business = next(d for d in dashboards.values() if "-business" in json.dumps(d["Properties"]["DashboardName"]))
+    body = json.dumps(business["Properties"]["DashboardBody"])
+    for name in ("DecisionsTraded", "DecisionsRejected", "DecisionsFailed", "RejectedByMaxLeverage", "OrdersPlaced",
+                 "OrdersFilled", "OrdersRejected", "SlippageBps", "RealizedPnlUsd", "VoterLatencyMs", "VoterCostUsd",
+                 "VoterAbstentions", "AlertsAccepted", "AlertsRefused", "AlertsRefusedBadToken",
+                 "AlertsRefusedStaleAlert", "FeedLagP99Ms", "FeedReconnects"):  # fmt: skip
+        assert f'\\"{name}\\"' in body, name
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"] for a in
+              synth.resources("monitoring", "AWS::CloudWatch::Alarm").values()}  # fmt: skip
+    spike = next(p for n, p in alarms.items() if json.dumps(n).endswith('-RejectionSpike"'))
+    assert spike["MetricName"] == "DecisionsRejected" and spike["Threshold"] == 10 and spike["Period"] == 300
+    drift = next(p for n, p in alarms.items() if json.dumps(n).endswith('-ReconcileDrift"'))
+    assert drift["MetricName"] == "ReconcileDriftUnfixed"
+    assert spike["AlarmActions"] and drift["AlarmActions"]
+
+
+def test_the_feed_flushes_emf_to_its_log(synth: Synth) -> None:
+    containers = [c for t in synth.resources("compute", "AWS::ECS::TaskDefinition").values()
+                  for c in t["Properties"]["ContainerDefinitions"]]  # fmt: skip
+    [container] = [c for c in containers if c["Name"] == "feed"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["POWERTOOLS_METRICS_DISABLED"] == "false" and env["POWERTOOLS_METRICS_NAMESPACE"] == "TradingBot"
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"

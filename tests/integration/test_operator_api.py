@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from tradingbot.adapters.cache import Cache
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
-from tradingbot.adapters.persistence.models import OperatorAudit, OperatorToken, PaperWallet, Position
+from tradingbot.adapters.persistence.models import OperatorAudit, OperatorToken, Order, PaperWallet, Position
 from tradingbot.adapters.persistence.repositories import operators as ops
 from tradingbot.domain.positions import TradeIntent
 from tradingbot.entrypoints.lambdas.webhook import handler as webhook_handler
@@ -193,6 +193,29 @@ def test_decisions_page_with_a_cursor_and_every_rule(desk: Desk) -> None:
     assert too_many.status_code == 422
 
 
+def test_alert_pages_walk_only_the_accounts_rows_newest_first(desk: Desk) -> None:
+    """The row-value keyset (account_id, id) < (account, cursor): interleaved with another account's
+    alerts, the pages hold exactly this account's, newest first, each once."""
+    mine: list[int] = []
+    with session_scope(desk.rt.engine()) as s:
+        for i in range(9):
+            for acc in (desk.alice_acc.id, desk.bob_acc.id):
+                row = repo.record_alert(s, idempotency_key=f"k-{acc}-{i}", raw_body="{}", source_ip="127.0.0.1",
+                                        account_id=acc, status="accepted")  # fmt: skip
+                if acc == desk.alice_acc.id:
+                    mine.append(row.id)
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page = desk.get("/api/accounts/alice-paper/alerts", desk.alice_token, limit=4,
+                        **({"cursor": cursor} if cursor else {})).json()  # fmt: skip
+        seen += [a["id"] for a in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(mine, reverse=True)
+
+
 def test_kill_switch_engage_and_release(desk: Desk, cache: Cache) -> None:
     on = desk.send("POST", "/api/accounts/alice-paper/kill-switch", desk.alice_token, {"reason": "lunch"})
     assert on.status_code == 200, on.text
@@ -202,6 +225,30 @@ def test_kill_switch_engage_and_release(desk: Desk, cache: Cache) -> None:
     assert off.json()["accounts"] == [{"account": "alice-paper", "engaged": False, "reason": None}]
     assert cache.kill_switch(desk.alice_acc.id) is None
     assert [r[1:3] for r in _audit(desk.rt)] == [("kill", "ok"), ("resume", "ok")]
+
+
+def test_close_works_while_the_kill_switch_refuses_entries(desk: Desk, cache: Cache) -> None:
+    """The switch halts risk-taking, not risk-reducing: with it engaged (durably: PostgreSQL and
+    Redis) a new entry is refused at the order gate, and closing the position still goes through."""
+    desk.open_long(cache)
+    on = desk.send("POST", "/api/accounts/alice-paper/kill-switch", desk.alice_token, {"reason": "storm"})
+    assert on.status_code == 200 and cache.kill_switch(desk.alice_acc.id) == "storm (alice via api)"
+    sessions, exchanges = _factory(desk.rt)
+    entry = TradeIntent(decision_id="t-entry-while-killed", symbol="ETHUSDT", action="long",
+                        reference_price=Decimal(3000), quantity=Decimal("0.1"), leverage=2)  # fmt: skip
+    cache.put_price("binanceusdm", "ETH/USDT:USDT", Decimal(3000))
+    refused = execute_intent(sessions, cache, desk.alice_acc.id, entry, exchanges)
+    assert refused.status == "rejected" and "kill switch engaged: storm" in (refused.reason or "")
+    done = desk.send("POST", "/api/accounts/alice-paper/positions/BTCUSDT/close", desk.alice_token)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "filled", done.json()
+    [leg] = done.json()["orders"]
+    assert leg["side"] == "sell" and leg["status"] == "filled"
+    with session_scope(desk.rt.engine()) as s:
+        assert s.scalars(select(Position).where(Position.closed_at.is_(None))).all() == []
+        [close_order] = s.scalars(select(Order).where(Order.side == "sell")).all()
+        assert close_order.reduce_only is True
+    assert cache.kill_switch(desk.alice_acc.id) == "storm (alice via api)"  # still engaged
 
 
 def test_openapi_document_describes_the_routes_and_the_auth(desk: Desk) -> None:

@@ -174,6 +174,24 @@ def test_close_asks_for_confirmation_and_the_code_works_once(bot: Bot) -> None:
     assert bot.say(f"/confirm {code.group(1)}").startswith("Refused: code:")  # used once
 
 
+def test_close_still_works_after_kill(bot: Bot) -> None:
+    """/kill halts entries; /close (reduce-only) must still flatten the position."""
+    bot.open_long()
+    assert bot.say("/kill") == "desk: kill switch ENGAGED: no new orders"
+    ask = bot.say("/close BTCUSDT")
+    code = re.search(r"/confirm (\d{6})", ask)
+    assert code is not None
+    assert bot.say(f"/confirm {code.group(1)}") == "desk BTCUSDT: filled"
+    with session_scope(bot.rt.engine()) as s:
+        assert s.scalars(select(Position).where(Position.closed_at.is_(None))).all() == []
+    assert bot.cache.kill_switch(bot.acc.id) == "telegram (carol via telegram)"  # still engaged
+    sessions, exchanges = _factory(bot.rt)  # and an entry is still refused at the order gate
+    entry = TradeIntent(decision_id="tg-entry-while-killed", symbol="BTCUSDT", action="long",
+                        reference_price=Decimal(50000), quantity=Decimal("0.1"), leverage=2)  # fmt: skip
+    refused = execute_intent(sessions, bot.cache, bot.acc.id, entry, exchanges)
+    assert refused.status == "rejected" and "kill switch engaged" in (refused.reason or "")
+
+
 def test_read_commands_answer_for_a_phone(bot: Bot) -> None:
     bot.open_long()
     bot.cache.put_price("binanceusdm", BTC, Decimal(51000))

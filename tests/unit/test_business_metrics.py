@@ -60,6 +60,7 @@ def test_fills_slippage_and_voters() -> None:
     metrics.clear_metrics()
     added = record(metrics, req)
     assert added["DecisionsTraded"] == 1 and added["OrdersFilled"] == 1 and added["OrdersRejected"] == 1
+    assert added["OrdersPlaced"] == 2  # the open leg and the refused stop
     assert added["SlippageBps"] == 5.0  # bought 25 above the alert's 50,000
     assert added["VoterLatencyMs"] == 8420.0 and added["VoterAbstentions"] == 1  # llama had no seat
     assert abs(added["VoterCostUsd"] - 0.002) < 1e-12

@@ -401,14 +401,19 @@ class Cache:
 
     # ---------------------------------------------------------- order path (refuse)
 
-    def order_gate(self, account_id: int, *, orders_per_minute: int = ORDERS_PER_MINUTE) -> None:
-        """Raise TradingHalted unless an order for ``account_id`` may be sent right now."""
-        try:
-            reason = self.kill_switch(account_id)
-        except CacheUnavailable as exc:
-            raise TradingHalted(f"order refused: kill switch cannot be read ({exc})") from None
-        if reason is not None:
-            raise TradingHalted(f"order refused: kill switch engaged: {reason}")
+    def order_gate(
+        self, account_id: int, *, orders_per_minute: int = ORDERS_PER_MINUTE, reduce_only: bool = False
+    ) -> None:
+        """Raise TradingHalted unless an order for ``account_id`` may be sent right now.
+        ``reduce_only`` (a close: it only reduces risk) passes an engaged kill switch; the order
+        rate still applies, and still refuses when Redis is unreachable."""
+        if not reduce_only:
+            try:
+                reason = self.kill_switch(account_id)
+            except CacheUnavailable as exc:
+                raise TradingHalted(f"order refused: kill switch cannot be read ({exc})") from None
+            if reason is not None:
+                raise TradingHalted(f"order refused: kill switch engaged: {reason}")
         if not self.allow(f"orders:{account_id}", orders_per_minute, 60, when_unavailable="refuse"):
             raise TradingHalted(
                 f"order refused: more than {orders_per_minute} orders this minute for account {account_id}, "

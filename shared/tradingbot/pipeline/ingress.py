@@ -5,7 +5,9 @@ counted without letting a flood write a row per request.
   allowed, locked-out source, bad body, wrong token) is a *tally*, not an alert row: Redis counts it
   per minute, reason and source in one round trip (``Cache.tally_refusal``), and PostgreSQL's
   ``ingress_refusals`` gets one row per (minute, reason, source) — written when the first attempt
-  of the minute arrives and refreshed by at most one flush every ``FLUSH_EVERY_S`` — plus at most
+  of the minute arrives and refreshed by at most one flush every ``FLUSH_EVERY_S`` from the refusals
+  themselves, and by the schedule whether more arrive or not (``pipeline.redrive.scheduled_sweep``:
+  the ``sweeper`` Lambda every minute, ``serve`` every ``LOCAL_SWEEP_INTERVAL_S``) — plus at most
   ``refusal_samples_per_hour`` truncated, token-masked bodies per reason (``ingress_refusal_samples``).
   Sources past ``refusal_sources_per_minute`` per reason and minute are counted as ``*other*``, so
   the rows per minute are bounded whatever the number of senders. When Redis is unreachable the
@@ -34,6 +36,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from tradingbot.adapters import metrics as business_metrics
 from tradingbot.adapters.cache import CacheUnavailable
 from tradingbot.adapters.persistence.db import session_scope
 from tradingbot.adapters.persistence.repositories import ingress as ingress_repo
@@ -162,7 +165,19 @@ def refuse(
 ) -> Answer:  # fmt: skip
     """Count the refusal (``record_refusal``) and answer it: ``{"error": reason, "message": ...}``."""
     record_refusal(rt, reason=reason, message=message, source_ip=source_ip, raw=raw, account_id=account_id)
+    count_refused(reason)
     return Answer(status, {"error": reason, "message": message}, headers or {})
+
+
+def count_refused(reason: str) -> None:
+    """Issue 17: ``AlertsRefused`` and ``AlertsRefused<Reason>`` (EMF; tradingbot.adapters.metrics), for
+    every refusal: the tallied ones here, an authenticated alert's (its row) in ``webhook._reject``."""
+    business_metrics.alert_refused(reason)
+
+
+def count_accepted() -> None:
+    """Issue 17: ``AlertsAccepted`` (EMF), once per new alert stored (``webhook._accept``)."""
+    business_metrics.alert_accepted()
 
 
 def lockout(rt: Runtime, source_ip: str | None) -> Answer | None:

@@ -13,7 +13,8 @@ commands and the dashboard alike (issue 17). The HTTP handler
   (:class:`NotFound`), so an identity cannot even learn which names exist; the refusal is audited.
 * **Steering** (kill switch, close, reconcile) is audited with its outcome; nothing half-done: a
   close is one exactly-once Execute-stage intent (``order_service.execute_intent``).
-* **Pages** are keyset cursors on the row id (opaque strings; a forged one is refused), newest first.
+* **Pages** are keyset cursors on the row id (opaque strings; a forged one is refused), newest first,
+  through one helper (:func:`keyset_page`, :func:`owned_page` for an account's lists).
 
 PnL and equity: once the accounting sync (``pipeline/accounting.py``) has run for an account, PnL
 per day and the equity series are its ledger (the venue's realised PnL, fees, funding and balance
@@ -30,7 +31,7 @@ import datetime as dt
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -48,7 +49,7 @@ from tradingbot.pipeline.runtime import Runtime
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from tradingbot.adapters.persistence.models import Account, Decision
+    from tradingbot.adapters.persistence.models import Account, Alert, BacktestRun, Decision, OptimizationRun, Order
 
 PNL_SOURCE = "fills (average-cost replay of the venue's fill records; fees per fill)"
 MAX_PAGE = 500
@@ -169,6 +170,33 @@ def _page(items: list[dict[str, Any]], ids: list[int], limit: int) -> dict[str, 
     return {"items": items, "next_cursor": encode_cursor(ids[-1]) if len(ids) == limit else None}
 
 
+#: a repository's keyset query: ``(session, n, before_id) -> rows`` (newest first, each with an ``id``)
+PageQuery = Callable[["Session", int, int | None], Sequence[Any]]
+
+
+def keyset_page(rt: Runtime, *, cursor: str | None, limit: int | None, rows: PageQuery,
+                item: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """One page of a list: the limit and the cursor checked (:class:`InvalidRequest`), ``rows`` run
+    in one transaction whose ownership refusals are audited, each row dumped by ``item`` there (ORM
+    rows are read before the session closes), and ``next_cursor`` when the page is full."""
+    n, before = _limit(limit), decode_cursor(cursor)
+    with _session(rt) as s:
+        found = rows(s, n, before)
+        return _page([item(r) for r in found], [r.id for r in found], n)
+
+
+def owned_page(rt: Runtime, op: OperatorRef, account: str, *, command: str, query: Callable[..., Sequence[Any]],
+               item: Callable[[Any], dict[str, Any]], cursor: str | None, limit: int | None,
+               channel: str = "api", **where: Any) -> dict[str, Any]:  # fmt: skip
+    """:func:`keyset_page` of one owned account: ``query(session, account_id, limit=, before_id=,
+    **where)`` runs only after the account resolved through the operator's ownership."""
+
+    def rows(s: Session, n: int, before: int | None) -> Sequence[Any]:
+        return query(s, _owned(s, op, account, command, channel).id, limit=n, before_id=before, **where)
+
+    return keyset_page(rt, cursor=cursor, limit=limit, rows=rows, item=item)
+
+
 # ------------------------------------------------------------------ symbols and prices
 
 
@@ -241,28 +269,24 @@ def positions(rt: Runtime, op: OperatorRef, account: str, *, channel: str = "api
 
 def orders(rt: Runtime, op: OperatorRef, account: str, *, cursor: str | None = None,
            limit: int | None = None) -> dict[str, Any]:  # fmt: skip
-    n, before = _limit(limit), decode_cursor(cursor)
-    with _session(rt) as s:
-        acc = _owned(s, op, account, "orders", "api")
-        rows = ops.orders_page(s, acc.id, limit=n, before_id=before)
-        items = [{"id": o.id, "client_order_id": o.client_order_id, "exchange_order_id": o.exchange_order_id,
-                  "symbol": o.symbol, "side": o.side, "type": o.type, "quantity": _str(o.quantity),
-                  "price": _str(o.price), "reduce_only": o.reduce_only, "status": o.status,
-                  "decision_id": o.decision_id, "created_at": o.created_at.isoformat(),
-                  "updated_at": o.updated_at.isoformat()} for o in rows]  # fmt: skip
-        return _page(items, [o.id for o in rows], n)
+    def item(o: Order) -> dict[str, Any]:
+        return {"id": o.id, "client_order_id": o.client_order_id, "exchange_order_id": o.exchange_order_id,
+                "symbol": o.symbol, "side": o.side, "type": o.type, "quantity": _str(o.quantity),
+                "price": _str(o.price), "reduce_only": o.reduce_only, "status": o.status,
+                "decision_id": o.decision_id, "created_at": o.created_at.isoformat(),
+                "updated_at": o.updated_at.isoformat()}  # fmt: skip
+
+    return owned_page(rt, op, account, command="orders", query=ops.orders_page, item=item, cursor=cursor, limit=limit)
 
 
 def fills(rt: Runtime, op: OperatorRef, account: str, *, cursor: str | None = None,
           limit: int | None = None) -> dict[str, Any]:  # fmt: skip
-    n, before = _limit(limit), decode_cursor(cursor)
-    with _session(rt) as s:
-        acc = _owned(s, op, account, "fills", "api")
-        rows = ops.fills_page(s, acc.id, limit=n, before_id=before)
-    items = [{"id": f.id, "order_id": f.order_id, "client_order_id": f.client_order_id, "symbol": f.symbol,
-              "side": f.side, "price": _str(f.price), "quantity": _str(f.quantity), "fee": _str(f.fee),
-              "fee_currency": f.fee_currency, "filled_at": f.filled_at.isoformat()} for f in rows]  # fmt: skip
-    return _page(items, [f.id for f in rows], n)
+    def item(f: ops.FillRow) -> dict[str, Any]:
+        return {"id": f.id, "order_id": f.order_id, "client_order_id": f.client_order_id, "symbol": f.symbol,
+                "side": f.side, "price": _str(f.price), "quantity": _str(f.quantity), "fee": _str(f.fee),
+                "fee_currency": f.fee_currency, "filled_at": f.filled_at.isoformat()}  # fmt: skip
+
+    return owned_page(rt, op, account, command="fills", query=ops.fills_page, item=item, cursor=cursor, limit=limit)
 
 
 def decision_summary(d: Decision) -> dict[str, Any]:
@@ -308,13 +332,9 @@ def outcome(stages: dict[str, Any], final_action: str | None, rejection_reason: 
 
 def decisions(rt: Runtime, op: OperatorRef, account: str, *, cursor: str | None = None, limit: int | None = None,
               today: bool = False, channel: str = "api") -> dict[str, Any]:  # fmt: skip
-    n, before = _limit(limit), decode_cursor(cursor)
     since = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) if today else None
-    with _session(rt) as s:
-        acc = _owned(s, op, account, "decisions", channel)
-        rows = ops.decisions_page(s, acc.id, limit=n, before_id=before, since=since)
-        items = [decision_summary(d) for d in rows]
-        return _page(items, [d.id for d in rows], n)
+    return owned_page(rt, op, account, command="decisions", channel=channel, query=ops.decisions_page,
+                      item=decision_summary, cursor=cursor, limit=limit, since=since)  # fmt: skip
 
 
 def execution_states(stages: dict[str, Any]) -> list[dict[str, Any]]:
@@ -346,30 +366,24 @@ def own_result(state: str, state_input: Any, output: Any) -> Any:
 
 def executions(rt: Runtime, op: OperatorRef, account: str, *, cursor: str | None = None,
                limit: int | None = None) -> dict[str, Any]:  # fmt: skip
-    n, before = _limit(limit), decode_cursor(cursor)
-    with _session(rt) as s:
-        acc = _owned(s, op, account, "executions", "api")
-        rows = ops.decisions_page(s, acc.id, limit=n, before_id=before)
-        items = []
-        for d in rows:
-            meta = (d.stages or {}).get("_execution") or {}
-            result, reason = outcome(d.stages or {}, d.final_action, d.rejection_reason)
-            items.append({"id": d.id, "execution_name": d.execution_name, "status": meta.get("status"),
-                          "duration_ms": meta.get("duration_ms"), "outcome": result, "reason": reason,
-                          "market": (meta.get("market") or {}).get("mode"),
-                          "states": execution_states(d.stages or {})})  # fmt: skip
-        return _page(items, [d.id for d in rows], n)
+    def item(d: Decision) -> dict[str, Any]:
+        meta = (d.stages or {}).get("_execution") or {}
+        result, reason = outcome(d.stages or {}, d.final_action, d.rejection_reason)
+        return {"id": d.id, "execution_name": d.execution_name, "status": meta.get("status"),
+                "duration_ms": meta.get("duration_ms"), "outcome": result, "reason": reason,
+                "market": (meta.get("market") or {}).get("mode"),
+                "states": execution_states(d.stages or {})}  # fmt: skip
+
+    return owned_page(rt, op, account, command="executions", query=ops.decisions_page, item=item, cursor=cursor,
+                      limit=limit)  # fmt: skip
 
 
 def alerts(rt: Runtime, op: OperatorRef, account: str, *, cursor: str | None = None,
            limit: int | None = None) -> dict[str, Any]:  # fmt: skip
-    n, before = _limit(limit), decode_cursor(cursor)
-    with _session(rt) as s:
-        acc = _owned(s, op, account, "alerts", "api")
-        rows = ops.alerts_page(s, acc.id, limit=n, before_id=before)
-        items = [{"id": a.id, "received_at": a.received_at.isoformat(), "status": a.status, "reason": a.reason}
-                 for a in rows]  # fmt: skip
-        return _page(items, [a.id for a in rows], n)
+    def item(a: Alert) -> dict[str, Any]:
+        return {"id": a.id, "received_at": a.received_at.isoformat(), "status": a.status, "reason": a.reason}
+
+    return owned_page(rt, op, account, command="alerts", query=ops.alerts_page, item=item, cursor=cursor, limit=limit)
 
 
 # ------------------------------------------------------------------ PnL from the fills
@@ -506,25 +520,26 @@ def performance(rt: Runtime, op: OperatorRef, *, channel: str = "api") -> dict[s
 
 def backtests(rt: Runtime, *, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
     """Research runs are not an account's: every operator sees them."""
-    n, before = _limit(limit), decode_cursor(cursor)
-    with session_scope(rt.engine()) as s:
-        rows = ops.backtest_runs_page(s, limit=n, before_id=before)
-        items = [{"id": r.id, "optimization_run_id": r.optimization_run_id, "strategy": r.strategy,
-                  "symbol": r.symbol, "timeframe": r.timeframe, "params": r.params, "metrics": r.metrics,
-                  "status": r.status, "started_at": r.started_at.isoformat(),
-                  "finished_at": r.finished_at.isoformat() if r.finished_at else None} for r in rows]  # fmt: skip
-        return _page(items, [r.id for r in rows], n)
+
+    def item(r: BacktestRun) -> dict[str, Any]:
+        return {"id": r.id, "optimization_run_id": r.optimization_run_id, "strategy": r.strategy,
+                "symbol": r.symbol, "timeframe": r.timeframe, "params": r.params, "metrics": r.metrics,
+                "status": r.status, "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None}  # fmt: skip
+
+    return keyset_page(rt, cursor=cursor, limit=limit, item=item,
+                       rows=lambda s, n, before: ops.backtest_runs_page(s, limit=n, before_id=before))  # fmt: skip
 
 
 def optimisations(rt: Runtime, *, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
-    n, before = _limit(limit), decode_cursor(cursor)
-    with session_scope(rt.engine()) as s:
-        rows = ops.optimization_runs_page(s, limit=n, before_id=before)
-        items = [{"id": r.id, "strategy": r.strategy, "symbol": r.symbol, "timeframe": r.timeframe,
-                  "objective": r.objective, "status": r.status, "best_params": r.best_params,
-                  "best_score": r.best_score, "started_at": r.started_at.isoformat(),
-                  "finished_at": r.finished_at.isoformat() if r.finished_at else None} for r in rows]  # fmt: skip
-        return _page(items, [r.id for r in rows], n)
+    def item(r: OptimizationRun) -> dict[str, Any]:
+        return {"id": r.id, "strategy": r.strategy, "symbol": r.symbol, "timeframe": r.timeframe,
+                "objective": r.objective, "status": r.status, "best_params": r.best_params,
+                "best_score": r.best_score, "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None}  # fmt: skip
+
+    return keyset_page(rt, cursor=cursor, limit=limit, item=item,
+                       rows=lambda s, n, before: ops.optimization_runs_page(s, limit=n, before_id=before))  # fmt: skip
 
 
 def feed_health(rt: Runtime) -> dict[str, Any]:
@@ -587,7 +602,9 @@ def kill_switch(rt: Runtime, op: OperatorRef, account: str | None, *, engage: bo
 
 def close_position(rt: Runtime, op: OperatorRef, account: str, symbol: str, *, channel: str = "api") -> dict[str, Any]:
     """Close one open position (reduce-only market order, exactly once through the order service;
-    resting stops and targets are cancelled by it). An unknown or flat symbol is refused."""
+    resting stops and targets are cancelled by it). An unknown or flat symbol is refused. Allowed
+    while the account's kill switch is engaged: a close only reduces risk, so the order service's
+    gate lets a ``close`` intent through and refuses entries and reversals."""
     from tradingbot.domain.positions import TradeIntent
     from tradingbot.pipeline.execute import _factory
     from tradingbot.pipeline.order_service import execute_intent

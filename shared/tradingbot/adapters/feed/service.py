@@ -33,6 +33,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from tradingbot.adapters import metrics as business_metrics
 from tradingbot.adapters.cache import CANDLES_TTL_S, PRICE_TTL_S
 from tradingbot.adapters.feed import backfill
 from tradingbot.adapters.feed.buffer import EventBuffer
@@ -81,6 +82,8 @@ class FeedConfig:
     # at most one Redis pipeline per interval: a busy feed coalesces more per batch (fewer
     # commands) at the price of up to this much extra lag
     flush_interval_s: float = 0.005
+    # issue 17: business metrics (lag, reconnects) as one EMF line per interval (adapters/metrics.py)
+    metrics_flush_s: float = 60.0
 
 
 @dataclass
@@ -94,6 +97,8 @@ class Metrics:
     redis_writes: int = 0  # keys written
     write_errors: int = 0
     lags_ms: deque[float] = field(default_factory=lambda: deque(maxlen=50_000))
+    window_lags_ms: list[float] = field(default_factory=list)  # since the last EMF flush (issue 17)
+    emitted: tuple[int, int] = (0, 0)  # reconnects, messages at the last EMF flush
     connected: dict[str, bool] = field(default_factory=dict)
     last_frame: dict[str, float] = field(default_factory=dict)  # monotonic time of each connection's last frame
     last_write_ok: float = 0.0
@@ -271,6 +276,7 @@ class FeedService:
             self._session, self._rest = session, rest
             tasks = [asyncio.create_task(self._connection(p), name=p.name) for p in self.plans]
             tasks.append(asyncio.create_task(self._write_loop(), name="redis-writer"))
+            tasks.append(asyncio.create_task(self._metrics_loop(), name="emf-metrics"))
             try:
                 await self._stop.wait()
             finally:
@@ -446,7 +452,24 @@ class FeedService:
                 continue
             self.metrics.last_write_ok = time.monotonic()
             now_ms = time.time() * 1000
-            self.metrics.lags_ms.extend(now_ms - t for t in oldest_ms if t > 0)
+            lags = [now_ms - t for t in oldest_ms if t > 0]
+            self.metrics.lags_ms.extend(lags)
+            self.metrics.window_lags_ms.extend(lags)
+
+    async def _metrics_loop(self) -> None:
+        """Every ``metrics_flush_s``: the window's lag and the reconnects and messages since the last
+        flush as CloudWatch EMF (off unless metrics are enabled; tradingbot.adapters.metrics)."""
+        while True:
+            await asyncio.sleep(self.config.metrics_flush_s)
+            self.flush_metrics()
+
+    def flush_metrics(self) -> dict[str, float]:
+        m = self.metrics
+        window, m.window_lags_ms = m.window_lags_ms, []
+        reconnects, messages = m.emitted
+        m.emitted = (m.reconnects, m.messages)
+        return business_metrics.flush_feed(lags_ms=window, reconnects=m.reconnects - reconnects,
+                                           messages=m.messages - messages)  # fmt: skip
 
 
 def service_from_settings(settings: FeedSection) -> FeedService:

@@ -869,4 +869,13 @@ class KillSwitch(Base):
     engaged_at: Mapped[dt.datetime] = _now()
 
 
+# ---------------------------------------------------------------- issue 17 round 3: keyset pages of orders and alerts
+
+# The operator API pages an account's orders and alerts newest first by id, as its decisions
+# (ix_decisions_account_id_id): the row-value keyset (account_id, id) < (account, cursor) is a bounded
+# backward scan of these, instead of a walk of the primary key through other accounts' newer rows.
+Index("ix_orders_account_id_id", Order.account_id, Order.id)
+Index("ix_alerts_account_id_id", Alert.account_id, Alert.id)
+
+
 TABLES = tuple(Base.metadata.sorted_tables)

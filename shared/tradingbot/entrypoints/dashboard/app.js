@@ -1,6 +1,9 @@
-// The operator's dashboard: reads only the operator API (/api/...), with the operator token the
-// person enters (kept in this tab's sessionStorage; "#token=..." in the address works too and is
-// never sent to the server). No build step, no third-party code.
+// The operator's dashboard: reads only the operator API (/api/...). Under `serve` with the operator
+// token the person enters (kept in this tab's sessionStorage; "#token=..." in the address works too
+// and is never sent to the server). On AWS (dashboard/config.json says "cognito") it signs in at the
+// operator user pool's managed login with the authorization code grant and PKCE, and sends the ID
+// token (API Gateway's user-pool authorizer takes it): see signIn / redeem. No build step, no
+// third-party code.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -106,6 +109,51 @@ async function toggle(engage) {
   await refresh();
 }
 
+// ---------------------------------------------------------------- sign-in on AWS (Cognito, PKCE)
+// Amazon Cognito's documented flow for a public client (no secret):
+// https://docs.aws.amazon.com/cognito/latest/developerguide/using-pkce-in-authorization-code.html
+// GET {login}/oauth2/authorize?response_type=code&client_id&redirect_uri&scope&state&code_challenge
+// &code_challenge_method=S256 (the only method Cognito supports), then the browser comes back to
+// redirect_uri with ?code&state; POST {login}/oauth2/token (application/x-www-form-urlencoded:
+// grant_type=authorization_code, client_id, code, redirect_uri, code_verifier) answers id_token,
+// access_token, refresh_token and expires_in; a code is redeemed once.
+// https://docs.aws.amazon.com/cognito/latest/developerguide/authorization-endpoint.html
+// https://docs.aws.amazon.com/cognito/latest/developerguide/token-endpoint.html
+
+const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes)))
+  .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const redirectUri = () => `${location.origin}${location.pathname}`;
+
+async function signIn(config) {
+  const verifier = b64url(crypto.getRandomValues(new Uint8Array(32)));  // 43 unreserved characters
+  const challenge = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+  const nonce = b64url(crypto.getRandomValues(new Uint8Array(16)));
+  sessionStorage.setItem("tb-pkce", JSON.stringify({ verifier, state: nonce }));
+  const query = new URLSearchParams({
+    response_type: "code", client_id: config.client_id, redirect_uri: redirectUri(), scope: config.scope,
+    state: nonce, code_challenge: challenge, code_challenge_method: "S256",
+  });
+  location.assign(`${config.login_url}/oauth2/authorize?${query}`);
+}
+
+async function redeem(config, params) {
+  const pending = JSON.parse(sessionStorage.getItem("tb-pkce") || "null");
+  sessionStorage.removeItem("tb-pkce");
+  history.replaceState(null, "", location.pathname);  // the code leaves the address bar either way
+  if (!pending || params.get("state") !== pending.state) throw new Error("sign-in: the state does not match this tab's; sign in again");
+  const response = await fetch(`${config.login_url}/oauth2/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code", client_id: config.client_id, code: params.get("code"),
+      redirect_uri: redirectUri(), code_verifier: pending.verifier,
+    }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok || !body.id_token) throw new Error(`sign-in: ${response.status} ${body.error || "no id_token"}`);
+  return body.id_token;
+}
+
 async function start(token) {
   state.token = token;
   sessionStorage.setItem("tb-operator-token", token);
@@ -125,11 +173,26 @@ async function start(token) {
   state.timer = setInterval(refresh, 5000);
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  $("login").addEventListener("submit", (e) => { e.preventDefault(); start($("token").value.trim()); });
+document.addEventListener("DOMContentLoaded", async () => {
   $("account").addEventListener("change", (e) => { state.account = e.target.value; refresh(); });
   $("kill").addEventListener("click", () => toggle(true));
   $("resume").addEventListener("click", () => toggle(false));
+  const config = await fetch(`${BASE}/dashboard/config.json`).then((r) => r.json()).catch(() => ({ auth: "token" }));
+  if (config.auth === "cognito") {
+    $("login").hidden = true;
+    $("signin").hidden = false;
+    $("signin").addEventListener("click", () => signIn(config));
+    const params = new URLSearchParams(location.search);
+    if (params.get("error")) setError(`sign-in refused: ${params.get("error_description") || params.get("error")}`);
+    try {
+      const token = params.get("code") ? await redeem(config, params) : sessionStorage.getItem("tb-operator-token");
+      if (token) start(token);
+    } catch (err) {
+      setError(err.message);
+    }
+    return;
+  }
+  $("login").addEventListener("submit", (e) => { e.preventDefault(); start($("token").value.trim()); });
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
   if (fromHash) history.replaceState(null, "", location.pathname);
   const token = fromHash || sessionStorage.getItem("tb-operator-token");

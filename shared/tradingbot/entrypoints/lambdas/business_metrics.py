@@ -6,11 +6,13 @@ rejection-spike alarm read, cdk/tradingbot_infra/cockpit_monitoring.py):
 
 * ``DecisionsTraded`` / ``DecisionsRejected`` / ``DecisionsFailed`` (count);
 * ``RejectedBy<Rule>`` (count): the first failing rule (e.g. ``RejectedByMinWinRate``);
-* ``OrdersFilled`` / ``OrdersRejected`` (count, per order leg of the execution report);
+* ``OrdersPlaced`` / ``OrdersFilled`` / ``OrdersRejected`` (count, per order leg of the execution report);
 * ``SlippageBps`` (each filled entry leg's average price against the alert's price, adverse > 0);
 * ``VoterLatencyMs``, ``VoterCostUsd`` (each voting seat) and ``VoterAbstentions`` (count).
 
 Metrics go out only where EMF is on (on Lambda; ``edge._emf_enabled``), so in-process runs stay quiet.
+Alerts accepted and refused, realized PnL and the feed's lag and reconnects are counted where they
+are decided, in ``tradingbot.adapters.metrics``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def record(metrics: Metrics, req: RecordRequest) -> dict[str, float]:
             add(metric_name(failed.rule), MetricUnit.Count, 1)
     if state.execution is not None:
         for leg in state.execution.orders:
+            add("OrdersPlaced", MetricUnit.Count, 1)  # every leg the order service sent to the venue
             if leg.status in ("filled", "partially_filled"):
                 add("OrdersFilled", MetricUnit.Count, 1)
                 if leg.leg == "open" and leg.average_price:

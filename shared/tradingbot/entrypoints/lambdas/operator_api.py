@@ -15,6 +15,7 @@ in ``requestContext.authorizer.claims`` (the operator is the one whose ``cognito
 # No ``from __future__ import annotations``: Powertools reads the route parameters' Annotated types
 # (Query, Body) at import, and string annotations of module-level aliases would not resolve.
 import json
+import threading
 from importlib import resources
 from typing import Annotated, Any
 
@@ -222,8 +223,11 @@ def _static(name: str) -> Response[str]:
     if "/" in name or name.startswith(".") or suffix not in _TYPES or not target.is_file():
         return Response(status_code=404, content_type="application/json",
                         body=json.dumps({"error": "not_found", "message": f"no dashboard file {name!r}"}))  # fmt: skip
-    # the page reads only the operator API (same origin); nothing else may run or be framed
-    csp = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'none'"
+    # the page reads only the operator API (same origin) and, on AWS, redeems its sign-in code at the
+    # operator pool's token endpoint; nothing else may run or be framed
+    login = get_runtime().settings.operator_login_url.rstrip("/")
+    connect = "'self'" + (f" {login}" if login else "")
+    csp = f"default-src 'self'; script-src 'self'; style-src 'self'; connect-src {connect}; frame-ancestors 'none'"
     return Response(status_code=200, content_type=_TYPES[suffix], body=target.read_text(),
                     headers={"Content-Security-Policy": csp, "Cache-Control": "no-cache"})  # fmt: skip
 
@@ -233,11 +237,30 @@ def dashboard() -> Response[str]:
     return _static("index.html")
 
 
+@app.get("/dashboard/config.json", include_in_schema=False)
+def dashboard_config() -> dict[str, Any]:
+    """How the page signs in: ``{"auth": "cognito", "login_url", "client_id"}`` on AWS (the operator
+    user pool's managed login, authorization code + PKCE), ``{"auth": "token"}`` under ``serve``."""
+    settings = get_runtime().settings
+    if settings.operator_login_url and settings.operator_login_client_id:
+        return {"auth": "cognito", "login_url": settings.operator_login_url.rstrip("/"),
+                "client_id": settings.operator_login_client_id, "scope": "openid email"}  # fmt: skip
+    return {"auth": "token"}
+
+
 @app.get("/dashboard/<name>", include_in_schema=False)
 def dashboard_file(name: str) -> Response[str]:
     return _static(name)
 
 
+#: Powertools' resolver keeps the current request on ``app`` (``current_event``, ``context``): one
+#: request at a time. Lambda runs one invocation per process anyway; `serve`'s threaded server does
+#: not, and the dashboard's parallel reads raced there (KeyError '_route_args' in the validation
+#: middleware, a failed refresh), so requests take turns.
+_ONE_AT_A_TIME = threading.Lock()
+
+
 @http_edge("operator_api", correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    with _ONE_AT_A_TIME:
+        return app.resolve(event, context)
