@@ -7,7 +7,9 @@
    them): on AWS the pipeline runs elsewhere, so its CPU must not be billed to the acknowledgement.
    Every request must end as an accepted alert with an execution, or a stored rejection.
 2. Pipeline compute per alert without LLM calls: the stage functions in-process (predict,
-   strategies, validate, record), and the whole state machine through moto's interpreter.
+   strategies, validate, record), and the whole state machine (statemachines/trading_pipeline.asl.json)
+   on the local ASL runtime (tradingbot.entrypoints.local.asl, docs/adr/0008): the executor
+   `tradingbot serve` runs in its worker processes, here on threads of this process.
 3. One alert delivered 1,000 times from 50 threads: executions started and alert rows stored.
 
 References printed beside each figure: the issue's targets and the source document's 2.1 s.
@@ -210,8 +212,9 @@ def bench_compute(rt: Runtime, account_id: int, n: int) -> None:
     finally:
         local.stop()
     print(
-        f"  whole state machine through moto's interpreter (11 states, in-process Lambdas): median "
-        f"{statistics.median(times) * 1000:.0f} ms (interpreter overhead included; AWS adds its own per-state latency)"
+        f"  whole state machine on the local ASL runtime (entrypoints/local/asl.py, the executor `serve`'s workers "
+        f"run; in-process Lambdas): median {statistics.median(times) * 1000:.0f} ms (interpreter and checkpoint "
+        "overhead included; AWS adds its own per-state latency)"
     )
 
 

@@ -121,7 +121,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=256,
         timeout_s=60,
         needs_state_machine=True,  # StartExecution by the same name + DescribeExecution
-        secrets=("database",),
+        # redis: it also copies the ingress refusal tallies into ingress_refusals (pipeline.ingress.flush_refusals)
+        secrets=("database", "redis"),
     ),
     # issue 17: the operator's cockpit (closing a position and /reconcile reach the venue: exchange layer + keys)
     FunctionSpec(

@@ -219,6 +219,18 @@ class TelegramSection(BaseSettings):
         validation_alias="OPERATOR_TOKEN_TTL_DAYS",
         description="`serve`'s demo operator token's life",
     )
+    # issue 17: the dashboard's sign-in on AWS (the CDK app sets both on the operator_api function)
+    operator_login_url: str = Field(
+        default="",
+        validation_alias="OPERATOR_LOGIN_URL",
+        description="the operator user pool's domain (https://PREFIX.auth.REGION.amazoncognito.com): the dashboard "
+        "signs in there (authorization code + PKCE); empty: the page asks for an operator token (`serve`)",
+    )
+    operator_login_client_id: str = Field(
+        default="",
+        validation_alias="OPERATOR_LOGIN_CLIENT_ID",
+        description="the user pool's public app client (no secret) the dashboard signs in with",
+    )
 
     def telegram_token(self) -> str:
         """The token to put in the request URL, or "" when none is configured."""
@@ -478,6 +490,13 @@ class ExchangeSection(BaseSettings):
         "id by the scheduled pass, after the kill switch and the order gate (false: it is failed, the decision "
         "rejected); the entry is then up to that grace late",
     )
+    reconcile_resend_max_age_s: float = Field(
+        default=1200.0, gt=0,
+        description="an entry is sent again by reconcile only while its order row (written seconds after the "
+        "alert) is at most this old: the 900 s read-lag grace plus 5 minutes; older it is abandoned "
+        "(`stale_entry`). Its price must also be within VALIDATE_MAX_PRICE_DEVIATION_PCT of the venue's mark "
+        "(else `price_moved`)",
+    )  # fmt: skip
     # issue 15 accounting (pipeline/accounting.py): the venue's trades, funding and balance, synced by
     # every reconcile pass and after every execution
     accounting_overlap_s: float = Field(
@@ -685,7 +704,8 @@ class LocalRunSection(BaseSettings):
         default="",
         validation_alias="LOCAL_FAULT_PAUSE",
         description="fault drills only: 'State:seconds' (or 'State+:seconds', after its task returned) makes "
-        "the local runtime pause there, so a test can kill -9 `serve` inside that stage; empty = off",
+        "the local runtime pause there, so a test can kill -9 `serve` inside that stage; 'A,B+,C:seconds' "
+        "deals the states out round robin by execution row id (one execution inside each); empty = off",
     )
     http_read_timeout_s: float = Field(
         default=5.0,

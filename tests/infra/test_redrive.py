@@ -52,3 +52,22 @@ def test_the_sweeper_may_start_and_describe_trading_executions_only(synth: Synth
     start = next(s for s in statements if "states:StartExecution" in json.dumps(s["Action"]))
     assert "tradingbot-optimise" not in json.dumps(start["Resource"])  # not the optimisation machine
     assert not any(a.startswith("lambda:") for a in actions)  # it starts executions, it invokes nothing
+
+
+def test_the_sweeper_may_read_the_redis_secret_to_copy_refusal_tallies(synth: Synth) -> None:
+    # each pass also copies the ingress refusal tallies from Redis into PostgreSQL (flush_refusals):
+    # it needs Redis's AUTH secret beside the database's, and nothing else
+    _, fn = _sweeper(synth)
+    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    read = [
+        json.dumps(r)
+        for p in synth.resources("compute", "AWS::IAM::Policy").values()
+        if {"Ref": role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if "secretsmanager:GetSecretValue" in json.dumps(s["Action"])
+        for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]
+    assert len(read) == 2, read
+    assert any("RedisAuthSecret" in r for r in read) and any("DatabaseSecret" in r for r in read), read
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert {"REDIS_HOST", "REDIS_AUTH_SECRET_ARN", "DB_SECRET_ARN"} <= set(env)  # what Settings reads

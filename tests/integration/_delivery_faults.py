@@ -5,8 +5,11 @@ Each scenario drives real deliveries into the real runtime and returns one :clas
 accepted, alerts decided (must be equal), entry orders (one per decision to trade: never two for an
 alert) and 5xx answers to bad input (must be 0). The ``serve`` scenarios run ``tradingbot serve`` as
 a real subprocess on the offline replay (no network) against a real PostgreSQL and Redis, and
-``kill -9`` it while an execution is inside a given state (``LOCAL_FAULT_PAUSE`` holds the execution
-there and writes the state to its row, so the kill lands in that stage, not near it).
+``kill -9`` it while executions are inside given states (``LOCAL_FAULT_PAUSE=A,B,...:s`` holds the
+k-th execution in the k-th state and writes the state to its row, so the kill lands in each stage,
+not near it). One ``serve`` holds executions in every stage at once and one kill lands in all of
+them; each alert has an account of its own, so each stage's row counts only its own alerts and no
+drill alert's risk limits see another's position.
 
 TradingView's delivery rules the scenarios follow (https://www.tradingview.com/support/solutions/43000529348-how-to-configure-webhook-alerts/,
 "Webhook resubmission"): a request is cancelled after 3 s; an answer from 500 to 599 except 504 is
@@ -30,23 +33,27 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, true
 
+from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
-from tradingbot.adapters.persistence.models import Decision, LocalExecution, Order, PipelineStart
+from tradingbot.adapters.persistence.models import Alert, Decision, LocalExecution, Order, PipelineStart
 
 #: TradingView's resubmission: 5 s after a 5xx (not 504), up to 3 times
 RESEND_DELAY_S = 5.0
 RESENDS = 3
 #: TradingView cancels a request after 3 s
 TV_TIMEOUT_S = 3.0
-#: the trade path's states, in order: a kill -9 lands in each (``+``: after its task answered)
-STAGES = ("Predict", "Ensemble", "Strategies", "Validate", "Execute", "Execute+", "Notify", "RecordTrade")
+#: the trade path's states, in order: a kill -9 lands in each (``+``: after its task answered;
+#: ``Vote_openai+``: inside the Ensemble's Parallel, one voter answered, the others maybe not)
+STAGES = ("Predict", "Ensemble", "Vote_openai+", "Strategies", "Validate", "Execute", "Execute+", "Notify",
+          "RecordTrade")  # fmt: skip
 #: bad input sent in every scenario: none may get a 5xx
 BAD_BODIES: tuple[bytes, ...] = (b"{not json", b"", b'{"token": "tb_wrong", "symbol": "BTCUSDT"}', b"\xff\xfe\x00",
                                  json.dumps({"x": "y" * 9000}).encode())  # fmt: skip
@@ -61,10 +68,12 @@ class Row:
     trades: int  # decisions whose execution filled (each is owed exactly one entry order)
     bad_5xx: int
     note: str = ""
+    expected: int | None = None  # alerts the scenario must have accepted, when it knows (its deliveries)
 
     @property
     def ok(self) -> bool:
-        return self.accepted == self.decided and self.orders == self.trades and self.bad_5xx == 0
+        sent = self.expected is None or self.accepted == self.expected
+        return sent and self.accepted == self.decided and self.orders == self.trades and self.bad_5xx == 0
 
 
 EXTRA_ROWS: list[Callable[[], Row]] = []
@@ -82,32 +91,59 @@ def print_table(rows: list[Row]) -> None:
 # ---------------------------------------------------------------- counting
 
 
-def counts(engine: Engine) -> tuple[int, int, int, int]:
-    """(accepted, decided, entry orders, trade decisions) in the database."""
+def counts(engine: Engine, accounts: Collection[int] | None = None) -> tuple[int, int, int, int]:
+    """(accepted, decided, entry orders, trade decisions) in the database; of ``accounts`` only
+    when given (each drill's alerts have accounts of their own, so rows sharing one `serve` count
+    only their own alerts)."""
+
+    def mine(column: Any) -> Any:
+        return column.in_(list(accounts)) if accounts is not None else true()
+
     with session_scope(engine) as s:
-        accepted = s.scalar(select(func.count()).select_from(PipelineStart)) or 0
+        accepted = s.scalar(
+            select(func.count()).select_from(PipelineStart).join(Alert, Alert.id == PipelineStart.alert_id)
+            .where(mine(Alert.account_id))
+        ) or 0  # fmt: skip
         decided = s.scalar(
             select(func.count()).select_from(Decision)
             .where(Decision.execution_name.in_(select(PipelineStart.execution_name)),
-                   Decision.final_action.is_not(None))
+                   Decision.final_action.is_not(None), mine(Decision.account_id))
         ) or 0  # fmt: skip
-        orders = s.scalar(select(func.count()).select_from(Order).where(Order.type == "market")) or 0
+        orders = s.scalar(
+            select(func.count()).select_from(Order).where(Order.type == "market", mine(Order.account_id))
+        ) or 0  # fmt: skip
         trades = s.scalar(
             select(func.count()).select_from(Decision)
-            .where(Decision.stages["execution"]["status"].astext.in_(("filled", "partially_filled")))
+            .where(Decision.stages["execution"]["status"].astext.in_(("filled", "partially_filled")),
+                   mine(Decision.account_id))
         ) or 0  # fmt: skip
     return accepted, decided, orders, trades
 
 
-def row(engine: Engine, scenario: str, bad_5xx: int, note: str = "") -> Row:
-    return Row(scenario, *counts(engine), bad_5xx=bad_5xx, note=note)
+def row(
+    engine: Engine, scenario: str, bad_5xx: int, note: str = "", accounts: Collection[int] | None = None,
+    expected: int | None = None,
+) -> Row:  # fmt: skip
+    """The scenario's row; the note says why decided alerts did not trade (their stored reasons)."""
+    out = Row(scenario, *counts(engine, accounts), bad_5xx=bad_5xx, note=note, expected=expected)
+    if out.trades < out.decided:
+        with session_scope(engine) as s:
+            reasons = s.scalars(
+                select(Decision.rejection_reason)
+                .where(Decision.final_action.is_not(None), Decision.rejection_reason.is_not(None),
+                       Decision.account_id.in_(list(accounts)) if accounts is not None else true())
+            ).all()  # fmt: skip
+        why = "; ".join(f"{n} x {reason}" for reason, n in Counter((r or "")[:110] for r in reasons).most_common(2))
+        out.note = "; ".join(x for x in (out.note, f"not traded: {why}" if why else "") if x)
+    return out
 
 
-def wait_decided(engine: Engine, timeout_s: float) -> bool:
-    """Every accepted alert decided and no execution open, within ``timeout_s``."""
+def wait_decided(engine: Engine, timeout_s: float, accounts: Collection[int] | None = None) -> bool:
+    """Every accepted alert (of ``accounts``, when given) decided and no execution open, within
+    ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        accepted, decided, _, _ = counts(engine)
+        accepted, decided, _, _ = counts(engine, accounts)
         with session_scope(engine) as s:
             open_ = s.scalar(select(func.count()).select_from(LocalExecution)
                              .where(LocalExecution.status.in_(("QUEUED", "RUNNING")))) or 0  # fmt: skip
@@ -150,8 +186,13 @@ def deliver_like_tradingview(url: str, body: bytes, sleep: Callable[[float], Non
     return statuses
 
 
+def bad_input_answers(url: str) -> list[int]:
+    """The answers to each of :data:`BAD_BODIES`, in order."""
+    return [post(url, b, timeout_s=10) for b in BAD_BODIES]
+
+
 def bad_input_5xx(url: str) -> int:
-    return sum(1 for b in BAD_BODIES if post(url, b, timeout_s=10) >= 500)
+    return sum(1 for status in bad_input_answers(url) if status >= 500)
 
 
 def alert_bodies(sample: dict[str, Any], n: int, offset: int = 0) -> list[bytes]:
@@ -170,6 +211,8 @@ class Serve:
     url: str
     alert: dict[str, Any]
     printed: str
+    #: its output's error lines since the start (the webhook's "webhook_error" and tracebacks' last line)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def webhook(self) -> str:
@@ -208,8 +251,15 @@ def start_serve(data_dir: Path, env: dict[str, str], timeout_s: float = 180) -> 
     # keep reading its output so a full pipe never blocks it
     import threading
 
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
-    return Serve(proc, url.group(1), json.loads(body.group(1)), printed)
+    app = Serve(proc, url.group(1), json.loads(body.group(1)), printed)
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            if '"webhook_error"' in line or re.match(r"^\w+(Error|Exception): ", line):
+                app.errors.append(line.strip()[-400:])  # Powertools puts the exception at the end
+
+    threading.Thread(target=read, daemon=True).start()
+    return app
 
 
 def stop_serve(app: Serve) -> None:
@@ -236,70 +286,151 @@ def serving(data_dir: Path, env: dict[str, str]) -> Iterator[Serve]:
         stop_serve(app)
 
 
-def wait_in_state(engine: Engine, state: str, timeout_s: float = 120) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with session_scope(engine) as s:
-            if s.scalar(select(func.count()).select_from(LocalExecution).where(LocalExecution.current_state == state)):
-                return True
-        time.sleep(0.05)
-    return False
+def new_accounts(engine: Engine, prefix: str, n: int) -> list[tuple[int, str]]:
+    """``n`` paper accounts (id, webhook token), as ``serve``'s demo account is made: each alert of
+    a drill has its own, so its risk limits and its row's counts are its own."""
+    with session_scope(engine) as s:
+        made = [repo.create_account(s, name=f"{prefix}-{i}", exchange="paper", testnet=True) for i in range(n)]
+        return [(a.id, token) for a, token in made]
 
 
-def kill9_during(engine: Engine, data_dir: Path, env: dict[str, str], state: str, alerts: int = 2) -> Row:
-    """``serve`` killed with kill -9 while its executions are inside ``state``; restarted; every
-    accepted alert must be decided once, with at most one entry order each."""
+def alert_for(sample: dict[str, Any], token: str, i: int) -> bytes:
+    """The sample alert of ``serve`` for another account, a cent apart (within the price rule)."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return json.dumps(sample | {"token": token, "price": round(float(sample["price"]) + i * 0.01, 2),
+                                "time": now}).encode()  # fmt: skip
+
+
+def paused(engine: Engine) -> dict[str, str]:
+    """execution name -> the state it is held in (``LOCAL_FAULT_PAUSE``), for the executions held."""
+    with session_scope(engine) as s:
+        rows = s.execute(select(LocalExecution.name, LocalExecution.current_state)
+                         .where(LocalExecution.current_state.is_not(None))).all()  # fmt: skip
+    return dict(rows)  # type: ignore[arg-type]
+
+
+def kill9_inside_every_stage(
+    engine: Engine, data_dir: Path, env: dict[str, str], stages: tuple[str, ...] = STAGES, per_stage: int = 2,
+    timeout_s: float = 180,
+) -> list[Row]:  # fmt: skip
+    """One ``serve`` holds ``per_stage`` executions inside each of ``stages`` at once
+    (``LOCAL_FAULT_PAUSE=A,B,...:s`` pauses the k-th execution in the k-th state, round robin), is
+    killed with kill -9 and started again; one row per stage, counting only the alerts that were
+    inside that stage at the kill. Each alert has an account of its own (its risk limits see no
+    other drill alert). Every accepted alert must be decided once, with at most one entry order."""
     reset(engine)
-    app = start_serve(data_dir, env | {"LOCAL_FAULT_PAUSE": f"{state}:60"})
+    n = len(stages) * per_stage
+    workers = 2
+    drill = env | {"LOCAL_FAULT_PAUSE": f"{','.join(stages)}:600", "LOCAL_WORKERS": str(workers),
+                   "LOCAL_WORKER_THREADS": str(-(-n // workers))}  # every execution held at once  # fmt: skip
+    app = start_serve(data_dir, drill)
+    accounts = new_accounts(engine, "drill", n)
     try:
-        bodies = alert_bodies(app.alert, alerts)
+        bodies = [alert_for(app.alert, token, i) for i, (_, token) in enumerate(accounts)]
         statuses = [post(app.webhook, b) for b in bodies]
-        bad = bad_input_5xx(app.webhook)
-        reached = wait_in_state(engine, state)
-        accepted_before, decided_before, _, _ = counts(engine)
+        bad_answers = bad_input_answers(app.webhook)
+        deadline = time.monotonic() + timeout_s
+        while len(held := paused(engine)) < n and time.monotonic() < deadline:
+            time.sleep(0.1)
+        _, decided_before, _, _ = counts(engine)
     finally:
         kill9(app)
-    note = "" if reached else f"never reached {state}"
-    if decided_before:
-        note += f" {decided_before} decided before the kill"
+    with session_scope(engine) as s:  # execution name -> account, through its alert
+        owner = {name: account for name, account in s.execute(
+            select(PipelineStart.execution_name, Alert.account_id).join(Alert, Alert.id == PipelineStart.alert_id)
+        ) if account is not None}  # fmt: skip
     with serving(data_dir, env) as again:
-        decided = wait_decided(engine, 180)
-        bad += bad_input_5xx(again.webhook)
+        decided = wait_decided(engine, timeout_s)
+        bad_answers += bad_input_answers(again.webhook)
         # TradingView's resend after the restart (its first send may have been cut): a duplicate
         resent = [post(again.webhook, b) for b in bodies]
-    if not decided:
-        note += " not all decided in 180 s"
-    if statuses.count(202) != alerts or resent.count(202) != alerts:
-        note += f" answers {statuses} / {resent}"
-    out = row(engine, f"kill -9 of serve inside {state}", bad, note.strip())
-    assert accepted_before == alerts or note, accepted_before
-    return out
+    bad = sum(1 for status in bad_answers if status >= 500)
+    rows = []
+    for stage in stages:
+        inside = [owner[name] for name, state in held.items() if state == stage and name in owner]
+        note = "" if len(inside) == per_stage else f"{len(inside)} of {per_stage} reached {stage}"
+        if decided_before:
+            note += f" {decided_before} decided before the kill"
+        if not decided:
+            note += f" not all decided in {timeout_s:.0f} s"
+        answers = [(statuses[i], resent[i]) for i, (a, _) in enumerate(accounts) if a in inside]
+        if any(answer != (202, 202) for answer in answers):
+            note += f" answers {answers}"
+        if bad:
+            errors = app.errors + again.errors
+            note += f" bad input answered {bad_answers} (before the kill, after the restart); {errors}"
+        rows.append(row(engine, f"kill -9 of serve inside {stage}", bad, note.strip(), accounts=inside,
+                        expected=per_stage))  # fmt: skip
+    return rows
 
 
-def restart_dependency(
-    engine: Engine, data_dir: Path, env: dict[str, str], name: str, stop: Callable[[], None], start: Callable[[], None],
-    alerts: int = 4,
-) -> Row:  # fmt: skip
-    """``name`` (database or Redis) stopped while alerts arrive (each delivered like TradingView:
-    resent after a 5xx) and started again; every accepted alert is decided."""
+def restart_dependencies(
+    engine: Engine, data_dir: Path, env: dict[str, str],
+    outages: list[tuple[str, Callable[[], None], Callable[[], None]]], alerts: int = 4, outage_s: float = 8.0,
+    after: Callable[[Serve], None] | None = None,
+) -> list[Row]:  # fmt: skip
+    """One ``serve``; for each (name, stop, start) in turn: half of ``alerts`` delivered, ``name``
+    (the database or Redis) stopped while the other half arrive (each delivered like TradingView:
+    resent after a 5xx, over 15 s while the outage lasts ``outage_s``), started again; every accepted
+    alert is decided. Each outage's alerts have accounts of their own, so its row counts its own.
+    ``after`` runs on the same ``serve`` once the outages are over."""
     reset(engine)
+    rows = []
     with serving(data_dir, env) as app:
-        bodies = alert_bodies(app.alert, alerts)
-        before = [post(app.webhook, b) for b in bodies[: alerts // 2]]
-        stop()
-        t_down = time.monotonic()
-        bad = 0
-        with cf.ThreadPoolExecutor(alerts) as pool:
-            # the rest arrive during the outage; TradingView resends over 15 s while it lasts 8 s
-            during = pool.map(deliver_like_tradingview, [app.webhook] * (alerts - alerts // 2), bodies[alerts // 2 :])
-            time.sleep(max(0.0, 8.0 - (time.monotonic() - t_down)))
+        for name, stop, start in outages:
+            accounts = new_accounts(engine, f"outage-{name}", alerts)
+            ids = [a for a, _ in accounts]
+            bodies = [alert_for(app.alert, token, i) for i, (_, token) in enumerate(accounts)]
+            before = [post(app.webhook, b) for b in bodies[: alerts // 2]]
+            stop()
+            t_down = time.monotonic()
+            bad = 0
+            with cf.ThreadPoolExecutor(alerts) as pool:
+                during = pool.map(deliver_like_tradingview, [app.webhook] * (alerts - alerts // 2),
+                                  bodies[alerts // 2 :])  # fmt: skip
+                time.sleep(max(0.0, outage_s - (time.monotonic() - t_down)))
+                bad += bad_input_5xx(app.webhook)
+                start()
+                answers = list(during)
             bad += bad_input_5xx(app.webhook)
-            start()
-            answers = list(during)
-        bad += bad_input_5xx(app.webhook)
-        decided = wait_decided(engine, 180)
-    note = f"during the outage: {answers}; before: {before}" + ("" if decided else "; not all decided in 180 s")
-    return row(engine, f"{name} restart", bad, note)
+            decided = wait_decided(engine, 180, ids)
+            note = f"during the outage: {answers}; before: {before}" + ("" if decided else "; not all decided in 180 s")
+            rows.append(row(engine, f"{name} restart", bad, note, accounts=ids, expected=alerts))
+        if after is not None:
+            after(app)
+    return rows
+
+
+def refusals_flushed_by_serve(
+    engine: Engine, redis_url: str, app: Serve, *, source: str = "127.0.0.5", burst: int = 20, timeout_s: float = 15
+) -> dict[str, int]:  # fmt: skip
+    """``burst`` wrong tokens from ``source`` (a fresh sender: not TradingView's, so it is locked out
+    on the way, and each attempt is refused and tallied once), then nothing: how many Redis counted,
+    how many ``ingress_refusals`` holds right after the burst (a refusal flushes the tallies at most
+    once per ``FLUSH_EVERY_S``) and ``timeout_s`` later at most (only ``serve``'s own schedule can
+    have copied the rest)."""
+    from tests.integration._ingress_load import post_from
+    from tradingbot.adapters.cache import Cache
+    from tradingbot.adapters.persistence.models import IngressRefusal
+
+    port = int(app.url.rsplit(":", 1)[1])
+    wrong = json.dumps(app.alert | {"token": "tbwh_" + "x" * 43}).encode()
+    statuses = [post_from(port, source, wrong)[0] for _ in range(burst)]
+
+    def in_db() -> int:
+        with session_scope(engine) as s:
+            return int(s.scalar(select(func.coalesce(func.sum(IngressRefusal.count), 0))
+                                .where(IngressRefusal.source == source)) or 0)  # fmt: skip
+
+    after_burst = in_db()
+    now_minute = int(time.time()) // 60
+    tallies = Cache.from_url(redis_url).refusal_tallies(list(range(now_minute - 5, now_minute + 1)))
+    in_redis = sum(n for fields in tallies.values() for (_, src), n in fields.items() if src == source)
+    deadline = time.monotonic() + timeout_s
+    while (db := in_db()) < in_redis and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {"sent": len([s for s in statuses if s in (401, 429)]), "redis": in_redis, "db_after_burst": after_burst,
+            "db": db}  # fmt: skip
 
 
 # ---------------------------------------------------------------- in-process scenarios (one runtime)
@@ -341,7 +472,7 @@ def start_failing_then_recovering(rt: Any, url: str, bodies: list[bytes], failur
     finally:
         rt.sfn_client = real
     note = f"answers {answers}" + ("" if decided else "; not all decided in 120 s")
-    return row(engine, f"StartExecution failing {failures}x, then recovering", bad, note)
+    return row(engine, f"StartExecution failing {failures}x, then recovering", bad, note, expected=len(bodies))
 
 
 def tradingview_resend_schedule(rt: Any, url: str, body: bytes, outage_s: float = 7.0) -> Row:
@@ -357,7 +488,7 @@ def tradingview_resend_schedule(rt: Any, url: str, body: bytes, outage_s: float 
     finally:
         rt.sfn_client = real
     note = f"sends {statuses} at 0, 5, 10 ... s" + ("" if decided else "; not decided in 120 s")
-    return row(engine, f"TradingView resend schedule, {outage_s:.0f} s outage", bad, note)
+    return row(engine, f"TradingView resend schedule, {outage_s:.0f} s outage", bad, note, expected=1)
 
 
 def many_deliveries(rt: Any, url: str, body: bytes, deliveries: int, threads: int = 50) -> Row:
@@ -371,4 +502,17 @@ def many_deliveries(rt: Any, url: str, body: bytes, deliveries: int, threads: in
         executions = s.scalar(select(func.count()).select_from(LocalExecution)) or 0
     codes = {c: statuses.count(c) for c in sorted(set(statuses))}
     note = f"answers {codes}; {executions} execution(s)" + ("" if decided else "; not decided in 120 s")
-    return row(engine, f"{deliveries:,} deliveries of one alert", bad, note)
+    return row(engine, f"{deliveries:,} deliveries of one alert", bad, note, expected=1)
+
+
+def schemathesis_row(engine: Engine, base_url: str, examples: int = 200) -> Row:
+    """A schemathesis run against the webhook's committed OpenAPI document (docs/openapi/webhook.json;
+    positive and negative generated requests, tests/integration/_ingress_load.py): no generated
+    request carries a valid token, so none may be accepted, and none may get a 5xx."""
+    from tests.integration._ingress_load import run_schemathesis
+
+    statuses = run_schemathesis(base_url, examples=examples)
+    bad = sum(n for status, n in statuses.items() if status >= 500)
+    codes = dict(sorted(statuses.items()))
+    return row(engine, "schemathesis (generated bad input)", bad, f"{sum(statuses.values())} requests: {codes}",
+               expected=0)  # fmt: skip

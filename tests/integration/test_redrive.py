@@ -5,23 +5,27 @@ stores why when it does not. Real PostgreSQL, the local Step Functions on the pi
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import delete, func, select, update
 
+from tradingbot.adapters.cache import Cache
 from tradingbot.adapters.persistence.db import session_scope
-from tradingbot.adapters.persistence.models import Alert, Decision, LocalExecution, PipelineStart
+from tradingbot.adapters.persistence.models import Alert, Decision, IngressRefusal, LocalExecution, PipelineStart
 from tradingbot.entrypoints.local.executions import LocalSfnClient
 from tradingbot.entrypoints.local.runner import LocalStepFunctions
-from tradingbot.pipeline.redrive import sweep
+from tradingbot.pipeline.redrive import SweepLoop, sweep
 from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.webhook import receive_alert
 
 from .test_pipeline import alert_body
 
 pytestmark = pytest.mark.usefixtures("live_btc")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FlakyStart:
@@ -161,3 +165,111 @@ def test_the_sweeper_records_why_it_does_not_redrive(local: LocalStepFunctions, 
     assert "ended FAILED" in (_start_row(rt, names[1]).note or "")
     assert json.loads(row.input)["idempotency_key"] == names[1]  # the stored input is the execution's input
     assert sweep(rt, grace_s=0).outcomes == {}  # recorded once, not swept again
+
+
+def test_serves_sweep_loop_redrives_after_the_grace_period_and_copies_refusal_tallies(
+    local: LocalStepFunctions, account: tuple[int, str], cache: Cache
+) -> None:
+    """The loop `tradingbot serve` runs (SweepLoop; every LOCAL_SWEEP_INTERVAL_S), here every 0.2 s:
+    nothing is re-driven within REDRIVE_GRACE_S, the alert is once past it, and refusal tallies
+    counted in Redis only reach ingress_refusals with no manual flush."""
+    rt = local.runtime
+    rt.sfn_client = FlakyStart(rt.sfn(), failures=1)
+    assert receive_alert(rt, alert_body(account[1], strategy="macd_stochastic"), "52.89.214.238").status == 503
+    name, _ = _only_start(rt)
+    wrong = alert_body("tbwh_" + "y" * 43)
+    for _ in range(6):
+        receive_alert(rt, wrong, "203.0.113.10")
+    assert _refused_from(rt, "203.0.113.10") < 6
+    loop = SweepLoop(rt, every_s=0.2).start()
+    try:
+        deadline = time.monotonic() + 10
+        while (loop.passes < 3 or _refused_from(rt, "203.0.113.10") < 6) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _refused_from(rt, "203.0.113.10") == 6 and loop.last is not None, loop.last
+        assert loop.last.outcomes == {} and _decisions(rt, name) == 0  # within the grace period: left alone
+        with session_scope(rt.engine()) as s:  # past REDRIVE_GRACE_S (60 s)
+            s.execute(update(PipelineStart).values(created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 2)))
+        deadline = time.monotonic() + 10
+        while _start_row(rt, name).started_at is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert local.wait(local.execution_arn(name), timeout_s=30)["status"] == "SUCCEEDED"
+    finally:
+        loop.stop()
+    assert _decisions(rt, name) == 1 and _start_row(rt, name).attempts == 2
+
+
+# ---------------------------------------------------------------- the sweeper Lambda, on moto's Step Functions
+
+
+def _refused_from(rt: Runtime, source: str) -> int:
+    """The refusals of ``source`` counted in ``ingress_refusals``."""
+    with session_scope(rt.engine()) as s:
+        return int(s.scalar(select(func.coalesce(func.sum(IngressRefusal.count), 0))
+                            .where(IngressRefusal.source == source)) or 0)  # fmt: skip
+
+
+def test_the_sweeper_lambda_redrives_on_step_functions_and_copies_the_refusal_tallies(
+    runtime: Runtime, account: tuple[int, str], cache: Cache
+) -> None:
+    """The ``sweeper`` handler as EventBridge invokes it (events/schedule_sweeper.json, the
+    documented scheduled-event shape: https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-events.html),
+    with boto3 against moto's Step Functions, which follows StartExecution's documented rules for a
+    repeated name (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html:
+    open + same input succeeds, closed is ExecutionAlreadyExists)."""
+    import boto3
+    from moto import mock_aws
+
+    from tradingbot.entrypoints.lambdas.sweeper import handler
+    from tradingbot.entrypoints.local.runner import render_definition
+
+    event = json.loads((ROOT / "events" / "schedule_sweeper.json").read_text())
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(name="trading-pipeline", definition=render_definition(),
+                                       roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]  # fmt: skip
+        runtime.settings = runtime.settings.model_copy(update={"state_machine_arn": arn})
+        runtime.sfn_client = FlakyStart(sfn, failures=1)
+        assert receive_alert(runtime, alert_body(account[1], strategy="macd_stochastic"), "52.89.214.238").status == 503
+        name, stored = _only_start(runtime)
+        # a flood of wrong tokens from one sender: the first refusal flushes the tallies (its count,
+        # 1); the rest are counted in Redis only (one flush per FLUSH_EVERY_S), and nothing follows
+        wrong = alert_body("tbwh_" + "x" * 43)
+        assert {receive_alert(runtime, wrong, "203.0.113.9").status for _ in range(8)} == {401, 429}
+        in_redis = sum(n for fields in cache.refusal_tallies(_minutes()).values()
+                       for (_, source), n in fields.items() if source == "203.0.113.9")  # fmt: skip
+        assert in_redis == 8 and _refused_from(runtime, "203.0.113.9") < 8
+
+        within_grace = handler(event, None)
+        assert within_grace["swept"] == 0  # accepted just now: left to TradingView's resends
+        assert within_grace["refusals_flushed"] >= 1 and within_grace["flush_error"] is None
+        assert _refused_from(runtime, "203.0.113.9") == 8  # the schedule copied what Redis counted
+
+        with session_scope(runtime.engine()) as s:  # past REDRIVE_GRACE_S (60 s)
+            s.execute(update(PipelineStart).values(created_at=func.now() - func.make_interval(0, 0, 0, 0, 0, 2)))
+        assert handler(event, None)["redriven"] == 1
+        listed = sfn.list_executions(stateMachineArn=arn)["executions"]
+        assert [e["name"] for e in listed] == [name]
+        assert sfn.describe_execution(executionArn=listed[0]["executionArn"])["input"] == stored  # byte-exact
+        assert _start_row(runtime, name).started_at is not None and _alert(runtime, name).status == "accepted"
+
+        assert handler(event, None)["running"] == 1  # RUNNING on Step Functions: left alone
+        assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+
+        sfn.stop_execution(executionArn=listed[0]["executionArn"])  # closed with no decision record
+        assert handler(event, None)["closed_without_decision"] == 1
+        ended = _alert(runtime, name)
+        assert ended.status == "failed" and "ended ABORTED without a decision record" in (ended.reason or "")
+        assert handler(event, None)["swept"] == 0  # the reason is stored once; nothing left to sweep
+        assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1  # never started twice
+
+
+def _only_start(rt: Runtime) -> tuple[str, str]:
+    with session_scope(rt.engine()) as s:
+        start = s.scalars(select(PipelineStart)).one()
+        return start.execution_name, start.input
+
+
+def _minutes() -> list[int]:
+    now = int(time.time()) // 60
+    return list(range(now - 5, now + 1))

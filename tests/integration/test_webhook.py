@@ -269,7 +269,7 @@ def test_a_failing_dependency_is_a_retryable_503_not_a_crash(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise TimeoutError("QueuePool limit reached")
 
-    monkeypatch.setattr(repository, "record_alert", broken)
+    monkeypatch.setattr(repository, "record_alerts", broken)
     resp = webhook_handler(event_with(alert_body(account[1])), None)
     assert resp["statusCode"] == 503
     assert json.loads(resp["body"]) == {"error": "unavailable", "message": "temporarily unavailable; retry"}

@@ -14,17 +14,28 @@ start and periodically. What it does with each undecided alert:
 
 Orders stay exactly once whoever re-drives: the Execute stage derives client order ids from the
 alert's idempotency key (tradingbot.pipeline.execute), so a second run finds its order placed.
+
+The same schedule copies the ingress's refusal tallies from Redis into ``ingress_refusals``
+(:func:`scheduled_sweep`, tradingbot.pipeline.ingress.flush_refusals): a refusal flushes them itself
+at most once per ``FLUSH_EVERY_S``, so without the schedule the tail of a burst would reach
+PostgreSQL only when another refusal arrives. :class:`SweepLoop` is ``serve``'s timer for it.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.pipeline.ingress import flush_refusals
 from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.webhook import redrive
+
+log = logging.getLogger(__name__)
 
 Outcome = Literal["redriven", "start_failed", "running", "closed_without_decision", "too_old"]
 
@@ -34,13 +45,18 @@ class SweepReport:
     """What one sweep found and did, per execution name."""
 
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    #: rows of ``ingress_refusals`` the pass wrote from the Redis tallies (None: not flushed)
+    refusals_flushed: int | None = None
+    #: why the tallies were not flushed (the exception's class), when they were not
+    flush_error: str | None = None
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for o in self.outcomes.values() if o == outcome)
 
     def to_json(self) -> dict[str, Any]:
         kinds: tuple[Outcome, ...] = ("redriven", "start_failed", "running", "closed_without_decision", "too_old")
-        return {"swept": len(self.outcomes)} | {k: self.count(k) for k in kinds}
+        flushed = {"refusals_flushed": self.refusals_flushed, "flush_error": self.flush_error}
+        return {"swept": len(self.outcomes)} | {k: self.count(k) for k in kinds} | flushed
 
 
 def sweep(rt: Runtime, *, grace_s: float | None = None, limit: int | None = None) -> SweepReport:
@@ -55,6 +71,54 @@ def sweep(rt: Runtime, *, grace_s: float | None = None, limit: int | None = None
     for p in pending:
         report.outcomes[p.execution_name] = _one(rt, p)
     return report
+
+
+def scheduled_sweep(rt: Runtime, *, grace_s: float | None = None) -> SweepReport:
+    """One scheduled pass (the ``sweeper`` Lambda every minute; ``serve`` at start and every
+    ``LOCAL_SWEEP_INTERVAL_S``): the Redis refusal tallies copied into ``ingress_refusals``, then
+    :func:`sweep`. A flush that fails (Redis or the database unreachable) is logged and named in the
+    report, and the sweep still runs; a failing sweep raises, as :func:`sweep` does."""
+    flushed, error = None, None
+    try:
+        flushed = flush_refusals(rt)
+    except Exception as exc:  # the tallies stay in Redis (REFUSAL_TTL_S); the next pass copies them
+        error = type(exc).__name__
+        log.warning("refusal tallies not flushed: %s", error)
+    report = sweep(rt, grace_s=grace_s)
+    report.refusals_flushed, report.flush_error = flushed, error
+    return report
+
+
+class SweepLoop:
+    """``tradingbot serve``'s schedule: :func:`scheduled_sweep` every ``every_s`` seconds on a daemon
+    thread (what the EventBridge rule does on AWS). A failing pass (the database restarting) is
+    handed to ``on_error`` and the next one runs on time."""
+
+    def __init__(self, rt: Runtime, *, every_s: float, on_error: Callable[[Exception], None] | None = None) -> None:
+        self._rt, self._every_s, self._on_error = rt, every_s, on_error
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="redrive-sweeper", daemon=True)
+        self.passes = 0  # passes that completed
+        self.last: SweepReport | None = None
+
+    def start(self) -> SweepLoop:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                self.last = scheduled_sweep(self._rt)
+            except Exception as exc:  # a pass must never end the schedule
+                log.warning("re-drive sweep failed: %s; the next runs in %.0f s", type(exc).__name__, self._every_s)
+                if self._on_error is not None:
+                    self._on_error(exc)
+                continue
+            self.passes += 1
 
 
 def _one(rt: Runtime, p: repo.PendingStart) -> Outcome:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from tradingbot.adapters.cache import Cache
 from tradingbot.adapters.market import CandleSource
 from tradingbot.adapters.persistence.config import database_url, redis_url
 from tradingbot.adapters.persistence.db import get_engine
+from tradingbot.adapters.persistence.group_commit import GroupCommit
 from tradingbot.settings import PersistenceSection, PipelineSection, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Runtime:
     _cache: Cache | None = field(default=None, repr=False)
     # account id -> (exchange, monotonic expiry): the stages ask once a minute, not once per stage
     account_exchanges: dict[int, tuple[str, float]] = field(default_factory=dict, repr=False)
+    _groups: dict[str, GroupCommit[Any, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def settings(self) -> PipelineSection:
@@ -66,6 +68,15 @@ class Runtime:
                     pool_size=self.db_pool_size or self.persistence.db_pool_size,
                 )
             return self._engine
+
+    def group_commit(self, name: str, process: Callable[[Sequence[Any]], Sequence[Any]]) -> GroupCommit[Any, Any]:
+        """This process's :class:`GroupCommit` called ``name`` (created with ``process`` on first use):
+        the webhook's writes, shared by the threads of one server."""
+        with self._lock:
+            group = self._groups.get(name)
+            if group is None:
+                group = self._groups[name] = GroupCommit(process)
+            return group
 
     def cache(self) -> Cache:
         with self._lock:

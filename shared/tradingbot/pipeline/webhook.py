@@ -8,10 +8,12 @@ the same name.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +71,7 @@ def _reject(
             s, idempotency_key=f"rejected-{uuid.uuid4().hex}", raw_body=_masked_body(raw), source_ip=source_ip,
             account_id=account_id, status="rejected", reason=_storable(f"{err.reason}: {err.message}"[:1000]),
         )  # fmt: skip
+    ingress.count_refused(err.reason)  # issue 17: AlertsRefused<Reason> (EMF), once its row is stored
     return WebhookResult(err.status, {"error": err.reason, "message": _storable(err.message)})
 
 
@@ -85,15 +88,11 @@ def receive_alert(rt: Runtime, raw: bytes, source_ip: str | None) -> WebhookResu
     except AlertError as err:
         return _reject(rt, raw, source_ip, err)
 
-    with session_scope(rt.engine()) as session:
-        account = repo.find_account_by_token(session, alert.token)
-        valid = (
-            account is not None
-            and account.enabled
-            and hmac.compare_digest(repo.hash_token(alert.token), bytes(account.webhook_token_hash))
-        )
-        account_id = account.id if account is not None else None
-        exchange = str(account.exchange) if account is not None else ""
+    token_hash = repo.hash_token(alert.token)
+    account = rt.group_commit("webhook.token_owners", lambda hashes: _token_owners(rt, hashes)).submit(token_hash)
+    valid = account is not None and account.enabled and hmac.compare_digest(token_hash, account.token_hash)
+    account_id = account.id if account is not None else None
+    exchange = account.exchange if account is not None else ""
     if not valid:
         return _answer(ingress.wrong_token(rt, raw, source_ip))  # counted towards the source's lockout
     assert account_id is not None
@@ -121,28 +120,68 @@ def _already_recorded(rt: Runtime, account_id: int, alert: TradingViewAlert) -> 
         return ingress_repo.alert_key_recorded(s, idempotency_key(account_id, alert))
 
 
+def _token_owners(rt: Runtime, hashes: Sequence[bytes]) -> list[repo.TokenOwner | None]:
+    """The accounts of a batch of alerts' tokens, in one query (group commit, read side)."""
+    with session_scope(rt.engine()) as s:
+        owners = repo.token_owners(s, hashes)
+    return [owners.get(h) for h in hashes]
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    """An authenticated, valid alert on its way into the database."""
+
+    key: str
+    masked_body: str
+    source_ip: str | None
+    account_id: int
+    alert: TradingViewAlert
+    received_at: dt.datetime
+
+
+def _store_arrivals(rt: Runtime, arrivals: Sequence[_Arrival]) -> list[tuple[repo.PendingStart | None, bool]]:
+    """Store a batch of alerts and their execution inputs (the StartExecution outbox) in one
+    transaction: per arrival, (its start while undecided, whether this arrival stored it)."""
+    with session_scope(rt.engine()) as s:
+        recorded = repo.record_alerts(s, [repo.AlertRow(a.key, a.masked_body, a.source_ip, a.account_id, "accepted")
+                                          for a in arrivals])  # fmt: skip
+        new: dict[int, repo.PendingStart] = {}
+        for a, r in zip(arrivals, recorded, strict=True):
+            if r.created:
+                state = PipelineState(alert=a.alert.content(), alert_id=r.id, account_id=a.account_id,
+                                      idempotency_key=a.key, received_at=a.received_at)  # fmt: skip
+                new[r.id] = repo.PendingStart(r.id, a.key, json.dumps(state.dump()), False, 0, 0.0)
+        repo.record_starts(s, [(p.alert_id, p.execution_name, p.input) for p in new.values()])
+        # a redelivery: its outbox row while undecided (started or not); a repeat within this batch sees
+        # the row just written
+        known = repo.starts_for_alerts(s, [r.id for r in recorded if not r.created])
+    for _ in new:
+        ingress.count_accepted()  # issue 17: AlertsAccepted (EMF)
+    return [(new[r.id], True) if r.created else (known.get(r.id), False) for r in recorded]
+
+
 def _accept(rt: Runtime, raw: bytes, source_ip: str | None, alert: TradingViewAlert, account_id: int) -> WebhookResult:
     """Store the alert and its execution input (the StartExecution outbox) in one transaction, then
     start the execution. A repeated delivery of an alert whose execution never started, or failed to
     start, starts it now: the same name and the same stored input, which Step Functions treats as the
     same request ("Executions with the same name and input are considered idempotent",
-    https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html)."""
-    key = idempotency_key(account_id, alert)
-    with session_scope(rt.engine()) as s:
-        recorded = repo.record_alert(s, idempotency_key=key, raw_body=_masked_body(raw), source_ip=source_ip,
-                                     account_id=account_id, status="accepted")  # fmt: skip
-        if recorded.created:
-            state = PipelineState(alert=alert.content(), alert_id=recorded.id, account_id=account_id,
-                                  idempotency_key=key, received_at=rt.clock())  # fmt: skip
-            input_json = json.dumps(state.dump())
-            repo.record_start(s, alert_id=recorded.id, execution_name=key, input_json=input_json)
-            pending: repo.PendingStart | None = repo.PendingStart(recorded.id, key, input_json, False, 0, 0.0)
-        else:
-            pending = repo.start_for_alert(s, recorded.id)
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+
+    Alerts that arrive together share that transaction (tradingbot.adapters.persistence.group_commit):
+    each is answered once its batch has committed."""
+    arrival = _Arrival(idempotency_key(account_id, alert), _masked_body(raw), source_ip, account_id, alert, rt.clock())
+    group = rt.group_commit("webhook.accept", lambda batch: _store_arrivals(rt, batch))
+    pending, created = group.submit(arrival)
     if pending is None or pending.started:
         # decided, or its execution is running: TradingView's retry of an alert we already have
-        return WebhookResult(202, {"execution_id": key, "duplicate": True})
-    return redrive(rt, pending, duplicate=not recorded.created)
+        return WebhookResult(202, {"execution_id": arrival.key, "duplicate": True})
+    return redrive(rt, pending, duplicate=not created)
+
+
+def _mark_started(rt: Runtime, names: Sequence[str]) -> list[None]:
+    with session_scope(rt.engine()) as s:
+        repo.mark_started_many(s, names)
+    return [None] * len(names)
 
 
 def redrive(rt: Runtime, pending: repo.PendingStart, *, duplicate: bool = False) -> WebhookResult:
@@ -157,8 +196,7 @@ def redrive(rt: Runtime, pending: repo.PendingStart, *, duplicate: bool = False)
             repo.mark_start_failed(s, pending.execution_name,
                                    f"could not start the pipeline: {type(exc).__name__}: {exc}")  # fmt: skip
         return WebhookResult(503, {"error": "pipeline_unavailable", "message": "could not start the pipeline"})
-    with session_scope(rt.engine()) as s:
-        repo.mark_started(s, pending.execution_name)
+    rt.group_commit("webhook.started", lambda names: _mark_started(rt, names)).submit(pending.execution_name)
     body: dict[str, Any] = {"execution_id": pending.execution_name}
     if duplicate:
         body |= {"duplicate": True, "redriven": True}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -102,9 +101,10 @@ def serve(
     host: Annotated[str, typer.Option(help="bind address (keep 127.0.0.1 unless behind a proxy)")] = "127.0.0.1",
     data_dir: Annotated[Path, typer.Option(help="embedded servers' data")] = Path(".data"),
 ) -> None:
-    """Run the webhook and the whole pipeline locally (moto Step Functions, embedded PostgreSQL and
-    Redis) on the live market (the feed, FEED_*), or on the labelled offline replay of the packaged
-    candles when the venue cannot be reached; paper orders fill on its prices. Ctrl-C stops."""
+    """Run the webhook and the whole pipeline locally (the state machine's ASL on the local runtime's
+    worker processes, embedded PostgreSQL and Redis) on the live market (the feed, FEED_*), or on the
+    labelled offline replay of the packaged candles when the venue cannot be reached; paper orders
+    fill on its prices. Ctrl-C stops."""
     from tradingbot.adapters.exchange.paper_matcher import start_paper_matcher
     from tradingbot.adapters.persistence import config as persistence_config
     from tradingbot.entrypoints.local.executions import LocalSfnClient, WorkerPool, requeue_orphans
@@ -112,7 +112,7 @@ def serve(
     from tradingbot.entrypoints.local.market import LocalMarket
     from tradingbot.entrypoints.local.runner import FUNCTION_PREFIX, STATE_MACHINE_ARN, render_definition
     from tradingbot.entrypoints.local.servers import start_detached
-    from tradingbot.pipeline.redrive import sweep
+    from tradingbot.pipeline.redrive import SweepLoop, scheduled_sweep
     from tradingbot.pipeline.runtime import Runtime, set_runtime
     from tradingbot.settings import Settings
 
@@ -143,17 +143,14 @@ def serve(
                          definition=render_definition(), function_prefix=FUNCTION_PREFIX,
                          workers=local.workers, threads=local.worker_threads).start()  # fmt: skip
     rt.sfn_client = LocalSfnClient(rt, STATE_MACHINE_ARN, wake=workers.wake)
-    redriven = sweep(rt, grace_s=0)  # at start nothing of ours is in flight: every undecided alert
-    stop_sweeps = threading.Event()
-
-    def sweeps() -> None:
-        while not stop_sweeps.wait(local.sweep_interval_s):
-            try:
-                sweep(rt)
-            except Exception as exc:  # the database restarting: the next sweep tries again
-                err.print(f"re-drive sweep failed: {type(exc).__name__}")
-
-    threading.Thread(target=sweeps, name="redrive-sweeper", daemon=True).start()
+    # at start nothing of ours is in flight: every undecided alert; then every LOCAL_SWEEP_INTERVAL_S,
+    # with the ingress refusal tallies copied into ingress_refusals (what the sweeper Lambda does on AWS)
+    redriven = scheduled_sweep(rt, grace_s=0)
+    sweeper = SweepLoop(
+        rt,
+        every_s=local.sweep_interval_s,
+        on_error=lambda exc: err.print(f"re-drive sweep failed: {type(exc).__name__}"),
+    ).start()
     token = _demo_token(rt, data_dir)
 
     from tradingbot.entrypoints.lambdas.webhook import handler as webhook_handler
@@ -204,7 +201,7 @@ def serve(
         server.shutdown()
         if telegram_stop is not None:
             telegram_stop.set()
-        stop_sweeps.set()
+        sweeper.stop()
         workers.stop()
         matcher.stop()
         reconciler.stop()

@@ -22,6 +22,7 @@ from tradingbot.pipeline.runtime import Runtime, get_runtime
 from tradingbot.pipeline.webhook import WebhookResult, receive_alert
 
 app = APIGatewayRestResolver(enable_validation=True)
+ALERT_PATH = "/webhook/tradingview"
 app.enable_swagger(path="/docs", title="TradingBot AI webhook", version="1.0.0")
 
 
@@ -36,6 +37,14 @@ class ErrorBody(BaseModel):
 
 
 def _respond(result: WebhookResult) -> Response[str]:
+    _log_outcome(result)
+    return Response(
+        status_code=result.status, content_type="application/json", body=json.dumps(result.body),
+        headers=dict(result.headers) or None,
+    )  # fmt: skip
+
+
+def _log_outcome(result: WebhookResult) -> None:
     if result.status == 202 and not result.body.get("duplicate"):
         # counted by the "signals" metric filter on the webhook's log group (cdk monitoring stack)
         logger.info("signal accepted", extra={"event": "signal_accepted", "execution_id": result.body["execution_id"]})
@@ -43,10 +52,6 @@ def _respond(result: WebhookResult) -> Response[str]:
         # debug only: a flood must not write a log line per request; refusals are counted in
         # ingress_refusals, and the first of each (minute, reason, source) is logged there
         logger.debug("alert refused", extra={"event": "alert_refused", "error": result.body.get("error")})
-    return Response(
-        status_code=result.status, content_type="application/json", body=json.dumps(result.body),
-        headers=dict(result.headers) or None,
-    )  # fmt: skip
 
 
 def _source_ip() -> str | None:
@@ -68,7 +73,7 @@ def _event_body(event: dict[str, Any]) -> bytes:
 
 
 @app.post(
-    "/webhook/tradingview",
+    ALERT_PATH,
     summary="Receive a TradingView alert",
     description="The body carries the account's token (TradingView cannot set headers). Answers 202 with "
     "the execution id; the same alert delivered again returns the same id and starts nothing.",
@@ -151,18 +156,22 @@ def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | 
 @http_edge("webhook", correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raw = _event_body(event)
-    limit = get_runtime().settings.webhook_max_body_bytes
     is_webhook = str(event.get("path", "")).startswith("/webhook")
     refused = ingress.client_certificate_refusal(get_runtime(), event) if is_webhook else None
     if refused is not None:  # mutual TLS: a certificate the truststore accepts but that is not TradingView's
         return _json_response(refused.status, refused.body, refused.headers)
-    if is_webhook and (len(raw) > limit or _not_utf8(raw)):
-        # refused before the resolver: an oversized or binary body gets the same named 4xx and
-        # stored record as any other bad body, at no parsing cost
-        ip = (event.get("requestContext") or {}).get("identity", {}).get("sourceIp")
-        result = receive_alert(get_runtime(), raw, ip)
-        return _json_response(result.status, result.body, result.headers)
     try:
+        if event.get("path") == ALERT_PATH and event.get("httpMethod") == "POST":
+            # the alert itself never goes through the resolver: both its route and its validation
+            # error handler answer receive_alert(raw body), which parses the body once, names the bad
+            # field, and stores the attempt; the resolver keeps the request in a class attribute
+            # (BaseRouter.current_event), shared by every thread of a threaded server, so the local
+            # server (threads) must serialize it (tradingbot.entrypoints.local.routes) — the alert
+            # path is the one that must not wait. The route stays for the OpenAPI document (/docs).
+            ip = (event.get("requestContext") or {}).get("identity", {}).get("sourceIp")
+            result = receive_alert(get_runtime(), raw, ip)
+            _log_outcome(result)
+            return _json_response(result.status, result.body, result.headers)
         return app.resolve(_read_as_json(event) if is_webhook else event, context)
     except Exception:
         # a dependency failed (database pool exhausted or unreachable, Redis ...): the sender gets a
@@ -180,11 +189,3 @@ def _read_as_json(event: dict[str, Any]) -> dict[str, Any]:
     multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
     return {**event, "headers": {**headers, "Content-Type": "application/json"},
             "multiValueHeaders": {**multi, "Content-Type": ["application/json"]}}  # fmt: skip
-
-
-def _not_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False

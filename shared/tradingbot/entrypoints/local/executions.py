@@ -36,7 +36,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,8 @@ from botocore.exceptions import ClientError
 from sqlalchemy import text
 
 from tradingbot.adapters.persistence import repositories as repo
-from tradingbot.adapters.persistence.db import session_scope
+from tradingbot.adapters.persistence.db import lower_backend_priority, session_scope
+from tradingbot.adapters.persistence.group_commit import GroupCommit
 from tradingbot.entrypoints.local.asl import Context, Execution, ExecutionFailed, History, StateMachine, StatesError
 from tradingbot.pipeline.runtime import Runtime
 
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 OPEN = ("QUEUED", "RUNNING")
 _NAME_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
 LEASE_S = 30.0
+WORKER_NICENESS = 10  # worker processes (and their PostgreSQL backends) yield the CPU to the HTTP server
 
 
 class _Exceptions:
@@ -91,6 +93,7 @@ class LocalSfnClient:
 
     def __init__(self, rt: Runtime, state_machine_arn: str, wake: Callable[[], None] | None = None) -> None:
         self.rt, self.state_machine_arn, self._wake = rt, state_machine_arn, wake
+        self._starts: GroupCommit[tuple[str, str], dict[str, Any] | ClientError] = GroupCommit(self._insert_starts)
 
     def _check_machine(self, arn: str, operation: str) -> None:
         if arn != self.state_machine_arn:
@@ -105,27 +108,55 @@ class LocalSfnClient:
             json.loads(input)
         except json.JSONDecodeError:
             _raise(_Exceptions.InvalidExecutionInput, "Invalid State Machine Execution Input", "StartExecution")
+        started: dict[str, Any] | ClientError = self._starts.submit((name, input))
+        if isinstance(started, ClientError):
+            raise started
+        return started
+
+    def _insert_starts(self, requests: Sequence[tuple[str, str]]) -> list[dict[str, Any] | ClientError]:
+        """Concurrent StartExecution calls in one transaction (the webhook's group commit): one
+        multi-row insert; a name already there follows the service's rules quoted above."""
+        machine = self.state_machine_arn
         with self.rt.engine().begin() as conn:
-            row = conn.execute(
-                text("INSERT INTO local_executions (state_machine, name, input) VALUES (:m, :n, :i) "
-                     "ON CONFLICT (state_machine, name) DO NOTHING RETURNING created_at"),
-                {"m": stateMachineArn, "n": name, "i": input},
-            ).first()  # fmt: skip
-            if row is None:
-                existing = conn.execute(
-                    text(
-                        "SELECT status, input, created_at FROM local_executions WHERE state_machine = :m AND name = :n"
-                    ),
-                    {"m": stateMachineArn, "n": name},
-                ).one()
-                if existing.status not in OPEN or existing.input != input:
-                    _raise(_Exceptions.ExecutionAlreadyExists, f"Execution Already Exists: '{name}'", "StartExecution")
-                created = existing.created_at
+            values = ", ".join(f"(:m, :n{i}, :i{i})" for i in range(len(requests)))
+            params: dict[str, Any] = {"m": machine}
+            for i, (name, payload) in enumerate(requests):
+                params |= {f"n{i}": name, f"i{i}": payload}
+            rows = conn.execute(  # {values}: bound placeholders only
+                text(f"INSERT INTO local_executions (state_machine, name, input) VALUES {values} "
+                     "ON CONFLICT (state_machine, name) DO NOTHING RETURNING name, input, created_at"),
+                params,
+            ).all()  # fmt: skip
+            created = {r.name: r for r in rows}
+            missing = sorted({n for n, _ in requests} - created.keys())
+            existing = {
+                r.name: r
+                for r in conn.execute(
+                    text("SELECT name, status, input, created_at FROM local_executions "
+                         "WHERE state_machine = :m AND name = ANY(:names)"),
+                    {"m": machine, "names": missing},
+                ).all()
+            } if missing else {}  # fmt: skip
+        out: list[dict[str, Any] | ClientError] = []
+        first = set()
+        for name, payload in requests:
+            answer = {"executionArn": execution_arn(machine, name)}
+            if name in created and name not in first:
+                first.add(name)
+                out.append(answer | {"startDate": created[name].created_at})
+                continue
+            row = existing.get(name)
+            status, stored, at = ("QUEUED", created[name].input, created[name].created_at) if row is None else (
+                row.status, row.input, row.created_at)  # fmt: skip
+            if status not in OPEN or stored != payload:
+                out.append(_Exceptions.ExecutionAlreadyExists(
+                    {"Error": {"Code": "ExecutionAlreadyExists", "Message": f"Execution Already Exists: '{name}'"}},
+                    "StartExecution"))  # fmt: skip
             else:
-                created = row.created_at
-        if row is not None and self._wake is not None:
+                out.append(answer | {"startDate": at})
+        if created and self._wake is not None:
             self._wake()
-        return {"executionArn": execution_arn(stateMachineArn, name), "startDate": created}
+        return out
 
     def _row(self, arn: str, operation: str) -> Any:
         machine, _, name = arn.replace(":execution:", ":stateMachine:").rpartition(":")
@@ -217,20 +248,35 @@ def lambda_invoke(handlers: dict[str, Handler], prefix: str) -> Callable[[str, A
 @dataclass(frozen=True)
 class FaultPause:
     """``LOCAL_FAULT_PAUSE``: pause ``seconds`` on entering ``state`` (``after``: once its task
-    answered), after writing the state to the execution's row, so a drill can kill -9 there."""
+    answered), after writing the state to the execution's row, so a drill can kill -9 there.
+
+    ``A,B+,C:seconds`` names several states: the execution whose row id is ``k`` pauses in the
+    ``(k - 1) % n``-th only, so one ``serve`` holds executions inside every stage at once and one
+    kill -9 lands in all of them (tests/integration/_delivery_faults.py)."""
 
     state: str
     after: bool
     seconds: float
+    rotation: tuple[tuple[str, bool], ...] = ()  # (state, after) per row id, when several are named
 
     @classmethod
     def parse(cls, spec: str) -> FaultPause | None:
         if not spec.strip():
             return None
-        state, _, seconds = spec.strip().rpartition(":")
-        if not state:
-            raise ValueError(f"LOCAL_FAULT_PAUSE: expected 'State:seconds' or 'State+:seconds', got {spec!r}")
-        return cls(state.removesuffix("+"), state.endswith("+"), float(seconds))
+        names, _, seconds = spec.strip().rpartition(":")
+        states = tuple((n.strip().removesuffix("+"), n.strip().endswith("+")) for n in names.split(","))
+        if not names or not all(name for name, _ in states):
+            raise ValueError(f"LOCAL_FAULT_PAUSE: expected 'State:seconds', 'State+:seconds' or "
+                             f"'State,State+,...:seconds', got {spec!r}")  # fmt: skip
+        try:
+            pause_s = float(seconds)
+        except ValueError:
+            raise ValueError(f"LOCAL_FAULT_PAUSE: seconds must be a number, got {seconds!r}") from None
+        return cls(states[0][0], states[0][1], pause_s, states if len(states) > 1 else ())
+
+    def target(self, row_id: int) -> tuple[str, bool]:
+        """The (state, after) the execution of row ``row_id`` pauses in."""
+        return self.rotation[(row_id - 1) % len(self.rotation)] if self.rotation else (self.state, self.after)
 
 
 class Executor:
@@ -405,12 +451,14 @@ class Executor:
         if fault is None:
             return None
 
+        target, after = fault.target(row_id)
+
         def pause(state: str, when: str) -> None:
-            if state != fault.state or (when == "after") != fault.after:
+            if state != target or (when == "after") != after:
                 return
             with self._db.begin() as conn:
                 conn.execute(text("UPDATE local_executions SET current_state = :s WHERE id = :id"),
-                             {"s": state + ("+" if fault.after else ""), "id": row_id})  # fmt: skip
+                             {"s": state + ("+" if after else ""), "id": row_id})  # fmt: skip
             time.sleep(fault.seconds)
 
         return pause
@@ -542,7 +590,7 @@ def worker_main(
     """One worker process: its own runtime (pool, Redis, model), executors on the shared table."""
     _die_with_parent(parent)
     with contextlib.suppress(OSError):
-        os.nice(10)  # acknowledgements first: the server process keeps its priority
+        os.nice(WORKER_NICENESS)  # acknowledgements first: the server process keeps its priority
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; serve stops us in order
     from tradingbot.entrypoints.lambdas.registry import HANDLERS
     from tradingbot.pipeline.runtime import set_runtime
@@ -563,6 +611,8 @@ def worker_main(
     executor = Executor(rt, state_machine_arn=state_machine_arn, definition=definition, handlers=HANDLERS,
                         function_prefix=function_prefix, threads=threads, market=market,
                         fault=FaultPause.parse(settings.local.fault_pause))  # fmt: skip
+    for engine in (rt.engine(), executor._db):  # their queries at the worker's priority too
+        lower_backend_priority(engine, WORKER_NICENESS)
     executor.start()
     ready.set()
     while True:

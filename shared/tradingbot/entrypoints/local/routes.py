@@ -10,16 +10,26 @@ path                        handler                    authentication
 everything else             webhook                    the alert's token (``/webhook/tradingview``,
                                                        ``/health``, ``/docs``)
 ==========================  =========================  ===========================================
+
+The server runs requests on threads, but Powertools' resolvers keep the request being resolved in a
+class attribute (``BaseRouter.current_event``), shared by every resolver of the process: two
+requests resolved at once would read each other's headers and bodies (an alert answered with
+another's id, one operator served with another's token). So resolver calls are serialized here;
+the alert itself (``POST /webhook/tradingview``) is answered without the resolver (the webhook
+handler says why) and runs concurrently, which its group commit needs.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from tradingbot.entrypoints.local.http import Handler
 
 OPERATOR_PREFIXES = ("/api/", "/dashboard")
 TELEGRAM_PATH = "/telegram/webhook"
+ALERT_PATH = "/webhook/tradingview"  # tradingbot.entrypoints.lambdas.webhook.ALERT_PATH
+RESOLVER_LOCK = threading.Lock()  # one Powertools resolver call at a time in this process
 
 
 def local_routes(webhook: Handler, *, operator: Handler | None = None, telegram: Handler | None = None) -> Handler:
@@ -32,10 +42,13 @@ def local_routes(webhook: Handler, *, operator: Handler | None = None, telegram:
 
     def route(event: dict[str, Any], context: Any) -> dict[str, Any]:
         path = str(event.get("path") or "")
-        if path == "/api" or path.startswith(OPERATOR_PREFIXES):
-            return to_operator(event, context)
-        if path == TELEGRAM_PATH:
-            return to_telegram(event, context)
-        return webhook(event, context)
+        if path == ALERT_PATH and event.get("httpMethod") == "POST":
+            return webhook(event, context)  # no resolver on this path: concurrent
+        with RESOLVER_LOCK:
+            if path == "/api" or path.startswith(OPERATOR_PREFIXES):
+                return to_operator(event, context)
+            if path == TELEGRAM_PATH:
+                return to_telegram(event, context)
+            return webhook(event, context)
 
     return route

@@ -25,6 +25,18 @@ class RecordedAlert:
     created: bool  # False: this idempotency key was already recorded (a TradingView retry)
 
 
+@dataclass(frozen=True)
+class AlertRow:
+    """One webhook attempt to record (:func:`record_alerts`)."""
+
+    idempotency_key: str
+    raw_body: str
+    source_ip: str | None
+    account_id: int | None
+    status: str = "received"
+    reason: str | None = None
+
+
 def record_alert(
     session: Session,
     *,
@@ -36,28 +48,42 @@ def record_alert(
     reason: str | None = None,
 ) -> RecordedAlert:
     """Record a webhook once per idempotency key, however many processes receive it at once."""
-    if status not in ALERT_STATUSES:
-        raise ValueError(f"unknown alert status {status!r}")
+    row = AlertRow(idempotency_key, raw_body, source_ip, account_id, status, reason)
+    return record_alerts(session, [row])[0]
+
+
+def record_alerts(session: Session, rows: Sequence[AlertRow]) -> list[RecordedAlert]:
+    """Record many attempts in one statement (the webhook's group commit), each once per idempotency
+    key: one result per row, in order. A key already stored, or repeated within ``rows``, is
+    ``created=False`` for every row but the one that stored it."""
+    for r in rows:
+        if r.status not in ALERT_STATUSES:
+            raise ValueError(f"unknown alert status {r.status!r}")
+    if not rows:
+        return []
     stmt = (
         insert(Alert)
-        .values(
-            idempotency_key=idempotency_key,
-            raw_body=raw_body,
-            source_ip=source_ip,
-            account_id=account_id,
-            status=status,
-            reason=reason,
-        )
+        .values([{"idempotency_key": r.idempotency_key, "raw_body": r.raw_body, "source_ip": r.source_ip,
+                      "account_id": r.account_id, "status": r.status, "reason": r.reason} for r in rows])
         .on_conflict_do_nothing(index_elements=[Alert.idempotency_key])
-        .returning(Alert.id)
+        .returning(Alert.id, Alert.idempotency_key)
+    )  # fmt: skip
+    created = {key: new_id for new_id, key in session.execute(stmt).all()}
+    # The competing inserts have committed (ON CONFLICT waited for them), so a fresh statement sees them.
+    missing = {r.idempotency_key for r in rows} - created.keys()
+    existing = (
+        dict(session.execute(select(Alert.idempotency_key, Alert.id).where(Alert.idempotency_key.in_(missing))).all())
+        if missing
+        else {}
     )
-    new_id = session.scalar(stmt)
-    if new_id is not None:
-        return RecordedAlert(new_id, created=True)
-    # The competing insert has committed (ON CONFLICT waited for it), so a fresh statement sees it.
-    existing = session.scalar(select(Alert.id).where(Alert.idempotency_key == idempotency_key))
-    assert existing is not None
-    return RecordedAlert(existing, created=False)
+    out: list[RecordedAlert] = []
+    for r in rows:
+        if r.idempotency_key in created:
+            out.append(RecordedAlert(created.pop(r.idempotency_key), created=True))
+            existing[r.idempotency_key] = out[-1].id  # a repeat later in this batch is a duplicate of it
+        else:
+            out.append(RecordedAlert(existing[r.idempotency_key], created=False))
+    return out
 
 
 def set_alert_status(session: Session, alert_id: int, status: str, reason: str | None = None) -> None:

@@ -35,9 +35,16 @@ class PendingStart:
 
 def record_start(session: Session, *, alert_id: int, execution_name: str, input_json: str) -> None:
     """The outbox row of a newly accepted alert (a second call for the same alert changes nothing)."""
+    record_starts(session, [(alert_id, execution_name, input_json)])
+
+
+def record_starts(session: Session, rows: Sequence[tuple[int, str, str]]) -> None:
+    """Outbox rows ``(alert id, execution name, input)`` in one statement (the webhook's group commit)."""
+    if not rows:
+        return
     stmt = (
         insert(PipelineStart)
-        .values(alert_id=alert_id, execution_name=execution_name, input=input_json)
+        .values([{"alert_id": a, "execution_name": n, "input": i} for a, n, i in rows])
         .on_conflict_do_nothing(index_elements=[PipelineStart.alert_id])
     )
     session.execute(stmt)
@@ -45,8 +52,15 @@ def record_start(session: Session, *, alert_id: int, execution_name: str, input_
 
 def start_for_alert(session: Session, alert_id: int) -> PendingStart | None:
     """The alert's outbox row while it has no decision; None once decided (or without a row)."""
-    rows = _pending(session, alert_ids=[alert_id], older_than_s=0.0, limit=1)
-    return rows[0] if rows else None
+    return starts_for_alerts(session, [alert_id]).get(alert_id)
+
+
+def starts_for_alerts(session: Session, alert_ids: Sequence[int]) -> dict[int, PendingStart]:
+    """:func:`start_for_alert` of many alerts in one query: alert id -> its pending start."""
+    if not alert_ids:
+        return {}
+    rows = _pending(session, alert_ids=list(alert_ids), older_than_s=0.0, limit=len(alert_ids))
+    return {p.alert_id: p for p in rows}
 
 
 def undecided_starts(session: Session, *, older_than_s: float, limit: int = 100) -> Sequence[PendingStart]:
@@ -78,9 +92,16 @@ def _pending(
 
 def mark_started(session: Session, execution_name: str) -> None:
     """StartExecution answered (idempotently: a re-drive of a started execution keeps the first time)."""
+    mark_started_many(session, [execution_name])
+
+
+def mark_started_many(session: Session, execution_names: Sequence[str]) -> None:
+    """:func:`mark_started` of many executions in one statement (a name repeated counts once)."""
+    if not execution_names:
+        return
     session.execute(
         update(PipelineStart)
-        .where(PipelineStart.execution_name == execution_name)
+        .where(PipelineStart.execution_name.in_(set(execution_names)))
         .values(started_at=func.coalesce(PipelineStart.started_at, func.now()), attempts=PipelineStart.attempts + 1,
                 last_attempt_at=func.now(), last_error=None)
     )  # fmt: skip
