@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -75,6 +74,7 @@ from tradingbot.pipeline.order_service import (
 )
 from tradingbot.pipeline.protection import follow_position, live_protective_symbols, position_owner
 from tradingbot.pipeline.runtime import Runtime
+from tradingbot.pipeline.schedule import Every
 from tradingbot.settings import ExchangeSection, ValidationPolicy
 
 log = logging.getLogger(__name__)
@@ -505,7 +505,7 @@ def scheduled_pass(rt: Runtime) -> list[ReconcileReport] | None:
         cache.release_lease(lease)
 
 
-class ReconcileLoop:
+class ReconcileLoop(Every[list[ReconcileReport]]):
     """``tradingbot serve``'s scheduled reconcile: ``run_once()`` every ``every_s`` seconds on a
     daemon thread (what the EventBridge rule does on AWS), each pass logged with its drift counts.
     A failing pass is logged and the next one runs on time."""
@@ -517,34 +517,17 @@ class ReconcileLoop:
         every_s: float,
         on_pass: Callable[[list[ReconcileReport]], None] | None = None,
     ) -> None:
-        self._run_once = run_once
-        self._every_s = every_s
-        self._on_pass = on_pass
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
-        self.passes = 0
-
-    def start(self) -> ReconcileLoop:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every_s):
-            try:
-                reports = self._run_once()
-            except Exception:  # a pass must never end the schedule (the database may be restarting)
-                log.exception("reconcile pass failed; the next runs in %.0f s", self._every_s)
-                continue
-            self.passes += 1
+        def passed(reports: list[ReconcileReport]) -> None:
             found, unfixed = drift_counts(reports)
             level = logging.WARNING if unfixed else logging.INFO
             orphans = sum(len(r.orphans) for r in reports)
             log.log(level, "reconcile: %d accounts, %d drift found, %d unfixed, %d orphan order(s)", len(reports),
                     found, unfixed, orphans, extra={"event": "reconcile", "drift": found, "drift_unfixed": unfixed,
                                                     "orphans": orphans})  # fmt: skip
-            if self._on_pass is not None:
-                self._on_pass(reports)
+            if on_pass is not None:
+                on_pass(reports)
+
+        def failed(_: Exception) -> None:  # the database may be restarting
+            log.exception("reconcile pass failed; the next runs in %.0f s", every_s)
+
+        super().__init__("reconcile", run_once, every_s=every_s, on_pass=passed, on_error=failed)

@@ -24,7 +24,6 @@ PostgreSQL only when another refusal arrives. :class:`SweepLoop` is ``serve``'s 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
 from tradingbot.pipeline.ingress import flush_refusals
 from tradingbot.pipeline.runtime import Runtime
+from tradingbot.pipeline.schedule import Every
 from tradingbot.pipeline.webhook import redrive
 
 log = logging.getLogger(__name__)
@@ -89,36 +89,18 @@ def scheduled_sweep(rt: Runtime, *, grace_s: float | None = None) -> SweepReport
     return report
 
 
-class SweepLoop:
+class SweepLoop(Every[SweepReport]):
     """``tradingbot serve``'s schedule: :func:`scheduled_sweep` every ``every_s`` seconds on a daemon
     thread (what the EventBridge rule does on AWS). A failing pass (the database restarting) is
-    handed to ``on_error`` and the next one runs on time."""
+    logged and handed to ``on_error``; the next one runs on time."""
 
     def __init__(self, rt: Runtime, *, every_s: float, on_error: Callable[[Exception], None] | None = None) -> None:
-        self._rt, self._every_s, self._on_error = rt, every_s, on_error
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="redrive-sweeper", daemon=True)
-        self.passes = 0  # passes that completed
-        self.last: SweepReport | None = None
+        def failed(exc: Exception) -> None:
+            log.warning("re-drive sweep failed: %s; the next runs in %.0f s", type(exc).__name__, every_s)
+            if on_error is not None:
+                on_error(exc)
 
-    def start(self) -> SweepLoop:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every_s):
-            try:
-                self.last = scheduled_sweep(self._rt)
-            except Exception as exc:  # a pass must never end the schedule
-                log.warning("re-drive sweep failed: %s; the next runs in %.0f s", type(exc).__name__, self._every_s)
-                if self._on_error is not None:
-                    self._on_error(exc)
-                continue
-            self.passes += 1
+        super().__init__("redrive-sweeper", lambda: scheduled_sweep(rt), every_s=every_s, on_error=failed)
 
 
 def _one(rt: Runtime, p: repo.PendingStart) -> Outcome:
