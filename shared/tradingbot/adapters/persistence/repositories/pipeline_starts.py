@@ -33,13 +33,9 @@ class PendingStart:
     age_s: float  # since the alert was accepted
 
 
-def record_start(session: Session, *, alert_id: int, execution_name: str, input_json: str) -> None:
-    """The outbox row of a newly accepted alert (a second call for the same alert changes nothing)."""
-    record_starts(session, [(alert_id, execution_name, input_json)])
-
-
 def record_starts(session: Session, rows: Sequence[tuple[int, str, str]]) -> None:
-    """Outbox rows ``(alert id, execution name, input)`` in one statement (the webhook's group commit)."""
+    """The outbox rows ``(alert id, execution name, input)`` of newly accepted alerts, in one
+    statement (the webhook's group commit); a row already there for an alert changes nothing."""
     if not rows:
         return
     stmt = (
@@ -50,13 +46,9 @@ def record_starts(session: Session, rows: Sequence[tuple[int, str, str]]) -> Non
     session.execute(stmt)
 
 
-def start_for_alert(session: Session, alert_id: int) -> PendingStart | None:
-    """The alert's outbox row while it has no decision; None once decided (or without a row)."""
-    return starts_for_alerts(session, [alert_id]).get(alert_id)
-
-
 def starts_for_alerts(session: Session, alert_ids: Sequence[int]) -> dict[int, PendingStart]:
-    """:func:`start_for_alert` of many alerts in one query: alert id -> its pending start."""
+    """Alert id -> its outbox row while it has no decision (absent once decided, or without a row),
+    for many alerts in one query."""
     if not alert_ids:
         return {}
     rows = _pending(session, alert_ids=list(alert_ids), older_than_s=0.0, limit=len(alert_ids))
@@ -90,13 +82,9 @@ def _pending(
     ]
 
 
-def mark_started(session: Session, execution_name: str) -> None:
-    """StartExecution answered (idempotently: a re-drive of a started execution keeps the first time)."""
-    mark_started_many(session, [execution_name])
-
-
 def mark_started_many(session: Session, execution_names: Sequence[str]) -> None:
-    """:func:`mark_started` of many executions in one statement (a name repeated counts once)."""
+    """StartExecution answered, for many executions in one statement (idempotently: a re-drive of a
+    started execution keeps the first time; a name repeated counts once)."""
     if not execution_names:
         return
     session.execute(
