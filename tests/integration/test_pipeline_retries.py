@@ -62,21 +62,23 @@ def test_a_database_outage_in_a_stage_is_retried_and_the_execution_succeeds(
     dead = create_db_engine(f"postgresql+pg8000://app:secret@127.0.0.1:{closed_port}/gone", connect_timeout_s=1)
     lock = threading.Lock()
     calls = {"n": 0}
-    down = threading.Event()
+    down: dict[str, int | None] = {"thread": None}  # the stage's thread, while its database is away
 
     def engine() -> Engine:
-        return dead if down.is_set() else real_engine()
+        # only the failing invocation sees the outage: the test's own polling (describe_execution) and
+        # the other executions' threads keep the real database
+        return dead if down["thread"] == threading.get_ident() else real_engine()
 
     def flaky(rt: Runtime, payload: Any) -> Any:
         with lock:
             calls["n"] += 1
             first = calls["n"] == 1
         if first and outage == "engine":
-            down.set()  # the database goes away for this invocation only
+            down["thread"] = threading.get_ident()  # the database goes away for this invocation only
             try:
                 return real_stage(rt, payload)
             finally:
-                down.clear()
+                down["thread"] = None
         result = real_stage(rt, payload)
         if first:
             raise unavailable(dead.url, ConnectionRefusedError("connection refused"))

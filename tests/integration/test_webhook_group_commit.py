@@ -52,7 +52,7 @@ def _together(rt: Runtime, bodies: list[bytes]) -> list[Any]:
 
 def _counts(rt: Runtime) -> tuple[int, int, int]:
     with session_scope(rt.engine()) as s:
-        alerts = s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "accepted"))
+        alerts = s.scalar(select(func.count()).select_from(Alert).where(Alert.idempotency_key.like("tv-%")))
         starts = s.scalar(select(func.count()).select_from(PipelineStart).where(PipelineStart.started_at.is_not(None)))
         runs = int(s.connection().exec_driver_sql("SELECT count(*) FROM local_executions").scalar() or 0)
     return int(alerts or 0), int(starts or 0), runs

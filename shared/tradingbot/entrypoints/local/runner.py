@@ -99,9 +99,11 @@ class LocalStepFunctions:
 
     def stop(self, drain_s: float = 30.0) -> None:
         if self._executor is not None:
-            self.drain(drain_s)
-            self._executor.stop()
-            self._executor = None
+            try:
+                self.drain(drain_s)
+            finally:  # a drain that fails (the database away) must not leave the executor's threads running
+                self._executor.stop()
+                self._executor = None
 
     def drain(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
