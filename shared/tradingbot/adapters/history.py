@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from tradingbot.adapters.s3_root import S3Root
 from tradingbot.domain.timeframes import (
     TimeframeError,
     check_venue_timeframe,
@@ -106,35 +107,16 @@ class HistoryKey:
         return f"{self.exchange} {self.symbol} {self.timeframe}"
 
 
-class HistoryStore:
+class HistoryStore(S3Root):
     """Parquet files under a folder or an ``s3://bucket/prefix``."""
 
-    def __init__(self, root: str | Path, *, s3_client: Any = None) -> None:
-        self.root = str(root).rstrip("/")
-        self._s3 = s3_client
-
-    @property
-    def is_s3(self) -> bool:
-        return self.root.startswith("s3://")
+    root_error = HistoryError
 
     def location(self, key: HistoryKey) -> str:
         return f"{self.root}/{key.relpath}"
 
     def _bucket_key(self, key: HistoryKey) -> tuple[str, str]:
-        bucket, _, prefix = self.root.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise HistoryError(f"{self.root}: no bucket in the URI")
-        return bucket, f"{prefix.strip('/')}/{key.relpath}" if prefix.strip("/") else key.relpath
-
-    def _client(self) -> Any:
-        if self._s3 is None:
-            import boto3  # only when S3 is used
-            from botocore.config import Config
-
-            self._s3 = boto3.client(
-                "s3", config=Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"})
-            )
-        return self._s3
+        return self._split(key.relpath)
 
     def read(self, key: HistoryKey) -> pd.DataFrame | None:
         """The stored, validated candles, or None when nothing was downloaded."""

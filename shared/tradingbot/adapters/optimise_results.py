@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tradingbot.adapters.s3_root import S3Root
 from tradingbot.errors import DependencyUnavailable, PermanentError
 
 
@@ -25,35 +26,15 @@ class ResultsUnavailable(DependencyUnavailable):
     """S3 did not answer."""
 
 
-class ResultStore:
-    def __init__(self, root: str | Path, *, s3_client: Any = None) -> None:
-        self.root = str(root).rstrip("/")
-        self._s3 = s3_client
-
-    @property
-    def is_s3(self) -> bool:
-        return self.root.startswith("s3://")
+class ResultStore(S3Root):
+    root_error = ResultsError
 
     def location(self, key: str) -> str:
         return f"{self.root}/{key}"
 
     def bucket_key(self, key: str) -> tuple[str, str]:
         """The S3 bucket and object key of ``key`` (what a Distributed Map's ItemReader is given)."""
-        bucket, _, prefix = self.root.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise ResultsError(f"{self.root}: no bucket in the URI")
-        prefix = prefix.strip("/")
-        return bucket, f"{prefix}/{key}" if prefix else key
-
-    def _client(self) -> Any:
-        if self._s3 is None:
-            import boto3
-            from botocore.config import Config
-
-            self._s3 = boto3.client(
-                "s3", config=Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"})
-            )
-        return self._s3
+        return self._split(key)
 
     def put(self, key: str, doc: Any) -> str:
         """Write ``doc`` as JSON under ``key``; returns its location."""
