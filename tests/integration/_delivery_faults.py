@@ -438,7 +438,13 @@ def refusals_flushed_by_serve(
 
 class FlakyStart:
     """The Step Functions client with StartExecution failing: the first ``failures`` calls, or every
-    call until ``until`` (monotonic); a throttle as boto3 raises it after its own retries."""
+    call until ``until`` (monotonic); a throttle as boto3 raises it after its own retries.
+
+    It offers no ``start_in_transaction``: the webhook stores the alert, commits, then calls
+    StartExecution, as on AWS (the path whose failure TradingView's resend and the sweeper repair);
+    the local runtime's start inside the alert's transaction cannot fail apart from it."""
+
+    start_in_transaction = None
 
     def __init__(self, real: Any, failures: int = 0, until: float = 0.0) -> None:
         self.real, self.failures, self.until, self.calls = real, failures, until, 0

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from sqlalchemy import delete, func, select, update
 
 from tradingbot.adapters.cache import Cache
@@ -22,28 +20,11 @@ from tradingbot.pipeline.redrive import SweepLoop, sweep
 from tradingbot.pipeline.runtime import Runtime
 from tradingbot.pipeline.webhook import receive_alert
 
+from ._delivery_faults import FlakyStart
 from .test_pipeline import alert_body
 
 pytestmark = pytest.mark.usefixtures("live_btc")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class FlakyStart:
-    """The Step Functions client with StartExecution failing ``failures`` times (a throttle, as
-    boto3 raises it after its own retries), then answering as the real one."""
-
-    def __init__(self, real: Any, failures: int) -> None:
-        self.real, self.failures, self.calls = real, failures, 0
-        self.exceptions = real.exceptions
-
-    def start_execution(self, **kwargs: Any) -> Any:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "StartExecution")
-        return self.real.start_execution(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
 
 
 def _start_row(rt: Runtime, name: str) -> PipelineStart:

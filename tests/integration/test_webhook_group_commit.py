@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
@@ -142,3 +142,61 @@ def test_concurrent_alerts_over_http_are_each_answered_with_their_own_execution_
     assert [status for status, _ in answers] == [202] * N
     assert [key for _, key in answers] == expected
     assert _counts(accepting) == (N, N, N)
+
+
+class _StartsFailing(LocalSfnClient):
+    """The local Step Functions whose execution insert fails (the database going away mid-batch)."""
+
+    def insert_starts(self, conn: Any, requests: Any) -> Any:
+        raise RuntimeError("connection lost while inserting the executions")
+
+
+def _commits(rt: Runtime) -> list[int]:
+    seen: list[int] = []
+    event.listen(rt.engine(), "commit", lambda _conn: seen.append(1))
+    return seen
+
+
+def test_the_alert_its_outbox_row_and_its_execution_are_one_commit(
+    accepting: Runtime, account: tuple[int, str]
+) -> None:
+    """Locally the executions live in the same database: acceptance is the token lookup and one
+    transaction that stores the alert, its outbox row (started) and its queued execution."""
+    commits = _commits(accepting)
+    answer = receive_alert(accepting, _body(account[1], 7), "52.89.214.238")
+    assert answer.status == 202 and "duplicate" not in answer.body
+    assert len(commits) == 2  # token lookup; alert + outbox + execution
+    assert _counts(accepting) == (1, 1, 1)
+
+
+def test_a_failed_execution_insert_stores_nothing_and_the_resend_stores_all(
+    accepting: Runtime, account: tuple[int, str]
+) -> None:
+    body = _body(account[1], 8)
+    accepting.sfn_client = _StartsFailing(accepting, STATE_MACHINE_ARN)
+    with pytest.raises(RuntimeError, match="connection lost"):  # the handler answers it 503 (test_webhook)
+        receive_alert(accepting, body, "52.89.214.238")
+    assert _counts(accepting) == (0, 0, 0)  # nothing half-written
+    accepting.sfn_client = LocalSfnClient(accepting, STATE_MACHINE_ARN)
+    again = receive_alert(accepting, body, "52.89.214.238")  # TradingView's resend after the 503
+    assert again.status == 202 and "duplicate" not in again.body
+    assert _counts(accepting) == (1, 1, 1)
+
+
+def test_a_stored_alert_whose_start_failed_is_started_by_its_redelivery_in_one_transaction(
+    accepting: Runtime, account: tuple[int, str]
+) -> None:
+    from ._delivery_faults import FlakyStart
+
+    body = _body(account[1], 9)
+    accepting.sfn_client = FlakyStart(LocalSfnClient(accepting, STATE_MACHINE_ARN), failures=1)
+    assert receive_alert(accepting, body, "52.89.214.238").status == 503  # stored, StartExecution failed (AWS path)
+    assert _counts(accepting) == (1, 0, 0)
+    accepting.sfn_client = LocalSfnClient(accepting, STATE_MACHINE_ARN)
+    commits = _commits(accepting)
+    again = receive_alert(accepting, body, "52.89.214.238")
+    assert again.status == 202 and again.body["duplicate"] is True and again.body["redriven"] is True
+    assert len(commits) == 2 and _counts(accepting) == (1, 1, 1)
+    third = receive_alert(accepting, body, "52.89.214.238")
+    assert third.body == {"execution_id": again.body["execution_id"], "duplicate": True}  # started: not again
+    assert _counts(accepting) == (1, 1, 1)

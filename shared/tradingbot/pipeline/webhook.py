@@ -8,6 +8,7 @@ the same name.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hmac
 import json
@@ -139,9 +140,19 @@ class _Arrival:
     received_at: dt.datetime
 
 
-def _store_arrivals(rt: Runtime, arrivals: Sequence[_Arrival]) -> list[tuple[repo.PendingStart | None, bool]]:
+def _store_arrivals(rt: Runtime, arrivals: Sequence[_Arrival]) -> list[tuple[repo.PendingStart | None, bool, bool]]:
     """Store a batch of alerts and their execution inputs (the StartExecution outbox) in one
-    transaction: per arrival, (its start while undecided, whether this arrival stored it)."""
+    transaction: per arrival, (its start while undecided, whether this arrival stored it, whether
+    this transaction started its execution).
+
+    Where the Step Functions client can start executions inside this transaction (the local
+    runtime, whose executions live in the same database: ``start_in_transaction``), it does, and the
+    outbox rows are marked started in the same commit: one transaction per batch from the alert to
+    its queued execution. Elsewhere (AWS) the caller calls StartExecution after the commit."""
+    sfn = rt.sfn()
+    start_here = getattr(sfn, "start_in_transaction", None)
+    started: list[Any] = []
+    pending: dict[int, repo.PendingStart] = {}
     with session_scope(rt.engine()) as s:
         recorded = repo.record_alerts(s, [repo.AlertRow(a.key, a.masked_body, a.source_ip, a.account_id, "accepted")
                                           for a in arrivals])  # fmt: skip
@@ -151,13 +162,28 @@ def _store_arrivals(rt: Runtime, arrivals: Sequence[_Arrival]) -> list[tuple[rep
                 state = PipelineState(alert=a.alert.content(), alert_id=r.id, account_id=a.account_id,
                                       idempotency_key=a.key, received_at=a.received_at)  # fmt: skip
                 new[r.id] = repo.PendingStart(r.id, a.key, json.dumps(state.dump()), False, 0, 0.0)
-        repo.record_starts(s, [(p.alert_id, p.execution_name, p.input) for p in new.values()])
+        repo.record_starts(s, [(p.alert_id, p.execution_name, p.input) for p in new.values()],
+                           started=start_here is not None)  # fmt: skip
         # a redelivery: its outbox row while undecided (started or not); a repeat within this batch sees
         # the row just written
         known = repo.starts_for_alerts(s, [r.id for r in recorded if not r.created])
+        if start_here is not None:
+            redrive_now = [p for p in known.values() if not p.started]
+            todo = [*new.values(), *redrive_now]
+            # ExecutionAlreadyExists (closed, or another input): the first execution stands, as after
+            # StartExecution (start_execution below); the sweeper reads what became of it
+            started = start_here(s.connection(), [(p.execution_name, p.input) for p in todo])
+            repo.mark_started_many(s, [p.execution_name for p in redrive_now])
+            pending = {p.alert_id: dataclasses.replace(p, started=True) for p in todo}
+            new = {k: pending[k] for k in new}
+            known = {k: pending.get(k, p) for k, p in known.items()}
+    if started:
+        sfn.notify_started(started)
     for _ in new:
         ingress.count_accepted()  # issue 17: AlertsAccepted (EMF)
-    return [(new[r.id], True) if r.created else (known.get(r.id), False) for r in recorded]
+    # a repeat within the batch of an alert the batch stored is a plain duplicate, not a re-drive
+    return [(new[r.id], True, r.id in pending) if r.created
+            else (known.get(r.id), False, r.id in pending and r.id not in new) for r in recorded]  # fmt: skip
 
 
 def _accept(rt: Runtime, raw: bytes, source_ip: str | None, alert: TradingViewAlert, account_id: int) -> WebhookResult:
@@ -171,7 +197,10 @@ def _accept(rt: Runtime, raw: bytes, source_ip: str | None, alert: TradingViewAl
     each is answered once its batch has committed."""
     arrival = _Arrival(idempotency_key(account_id, alert), _masked_body(raw), source_ip, account_id, alert, rt.clock())
     group = rt.group_commit("webhook.accept", lambda batch: _store_arrivals(rt, batch))
-    pending, created = group.submit(arrival)
+    pending, created, started_now = group.submit(arrival)
+    if started_now:  # stored and started in one transaction (the local runtime), or re-driven in it
+        body: dict[str, Any] = {"execution_id": arrival.key}
+        return WebhookResult(202, body if created else body | {"duplicate": True, "redriven": True})
     if pending is None or pending.started:
         # decided, or its execution is running: TradingView's retry of an alert we already have
         return WebhookResult(202, {"execution_id": arrival.key, "duplicate": True})

@@ -41,11 +41,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import lower_backend_priority, session_scope
 from tradingbot.adapters.persistence.group_commit import GroupCommit
+from tradingbot.adapters.persistence.json_rows import json_rows
 from tradingbot.entrypoints.local.asl import Context, Execution, ExecutionFailed, History, StateMachine, StatesError
 from tradingbot.pipeline.runtime import Runtime
 
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 OPEN = ("QUEUED", "RUNNING")
 _NAME_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
 LEASE_S = 30.0
-WORKER_NICENESS = 10  # worker processes (and their PostgreSQL backends) yield the CPU to the HTTP server
+WORKER_NICENESS = 19  # worker processes (and their PostgreSQL backends) yield the CPU to the HTTP server
 
 
 class _Exceptions:
@@ -111,39 +112,65 @@ class LocalSfnClient:
         started: dict[str, Any] | ClientError = self._starts.submit((name, input))
         if isinstance(started, ClientError):
             raise started
+        started.pop("new", None)  # boto3's answer: executionArn and startDate
         return started
 
     def _insert_starts(self, requests: Sequence[tuple[str, str]]) -> list[dict[str, Any] | ClientError]:
-        """Concurrent StartExecution calls in one transaction (the webhook's group commit): one
-        multi-row insert; a name already there follows the service's rules quoted above."""
-        machine = self.state_machine_arn
+        """Concurrent StartExecution calls in one transaction of their own (group commit)."""
         with self.rt.engine().begin() as conn:
-            values = ", ".join(f"(:m, :n{i}, :i{i})" for i in range(len(requests)))
-            params: dict[str, Any] = {"m": machine}
-            for i, (name, payload) in enumerate(requests):
-                params |= {f"n{i}": name, f"i{i}": payload}
-            rows = conn.execute(  # {values}: bound placeholders only
-                text(f"INSERT INTO local_executions (state_machine, name, input) VALUES {values} "
-                     "ON CONFLICT (state_machine, name) DO NOTHING RETURNING name, input, created_at"),
-                params,
-            ).all()  # fmt: skip
-            created = {r.name: r for r in rows}
-            missing = sorted({n for n, _ in requests} - created.keys())
-            existing = {
-                r.name: r
-                for r in conn.execute(
-                    text("SELECT name, status, input, created_at FROM local_executions "
-                         "WHERE state_machine = :m AND name = ANY(:names)"),
-                    {"m": machine, "names": missing},
-                ).all()
-            } if missing else {}  # fmt: skip
+            out = self.insert_starts(conn, requests)
+        self.notify_started(out)
+        return out
+
+    def start_in_transaction(
+        self, conn: Connection, requests: Sequence[tuple[str, str]]
+    ) -> list[dict[str, Any] | ClientError]:
+        """StartExecution for ``(name, input)`` pairs inside the caller's open transaction on the same
+        database: the local runtime keeps its executions beside the alerts, so the webhook stores an
+        alert, its outbox row and its execution in one commit (ADR 0021) instead of calling
+        StartExecution after it. The caller calls :meth:`notify_started` once it has committed (the
+        workers cannot see the rows before). Names are checked as :meth:`start_execution` checks them."""
+        for name, _ in requests:
+            if not 1 <= len(name) <= 80 or _NAME_FORBIDDEN.search(name):
+                _raise(_Exceptions.InvalidName, f"Invalid Name: '{name}'", "StartExecution")
+        return self.insert_starts(conn, requests)
+
+    def notify_started(self, answers: Sequence[dict[str, Any] | ClientError]) -> None:
+        """Wake the workers when some of ``answers`` started a new execution (after its commit)."""
+        if self._wake is not None and any(isinstance(a, dict) and a.get("new") for a in answers):
+            self._wake()
+
+    def insert_starts(
+        self, conn: Connection, requests: Sequence[tuple[str, str]]
+    ) -> list[dict[str, Any] | ClientError]:
+        """One multi-row insert for ``requests``; a name already there follows the service's rules
+        quoted above. An answer for a newly created execution carries ``new: True`` (ours, not boto3's)."""
+        if not requests:
+            return []
+        machine = self.state_machine_arn
+        rows = conn.execute(  # one statement for any batch size, the rows as JSON (repositories.alerts)
+            text("INSERT INTO local_executions (state_machine, name, input) SELECT :m, n, i FROM "
+                 "json_to_recordset(CAST(:rows AS json)) AS r(n text, i text) "
+                 "ON CONFLICT (state_machine, name) DO NOTHING RETURNING name, input, created_at"),
+            {"m": machine, "rows": json_rows([{"n": n, "i": i} for n, i in requests])},
+        ).all()  # fmt: skip
+        created = {r.name: r for r in rows}
+        missing = sorted({n for n, _ in requests} - created.keys())
+        existing = {
+            r.name: r
+            for r in conn.execute(
+                text("SELECT name, status, input, created_at FROM local_executions "
+                     "WHERE state_machine = :m AND name = ANY(:names)"),
+                {"m": machine, "names": missing},
+            ).all()
+        } if missing else {}  # fmt: skip
         out: list[dict[str, Any] | ClientError] = []
         first = set()
         for name, payload in requests:
             answer = {"executionArn": execution_arn(machine, name)}
             if name in created and name not in first:
                 first.add(name)
-                out.append(answer | {"startDate": created[name].created_at})
+                out.append(answer | {"startDate": created[name].created_at, "new": True})
                 continue
             row = existing.get(name)
             status, stored, at = ("QUEUED", created[name].input, created[name].created_at) if row is None else (
@@ -154,8 +181,6 @@ class LocalSfnClient:
                     "StartExecution"))  # fmt: skip
             else:
                 out.append(answer | {"startDate": at})
-        if created and self._wake is not None:
-            self._wake()
         return out
 
     def _row(self, arn: str, operation: str) -> Any:
@@ -615,9 +640,11 @@ def worker_main(
         lower_backend_priority(engine, WORKER_NICENESS)
     executor.start()
     ready.set()
+    fd = wake.fileno()
     while True:
-        if wake.wait(0.2):
-            wake.clear()
+        if wake.poll(0.2):
+            if not os.read(fd, 4096):  # serve is gone (EOF): so is this worker
+                os._exit(0)
             executor.wake.set()
 
 
@@ -662,7 +689,7 @@ class WorkerPool:
         threads: int,
     ) -> None:
         self._ctx = mp.get_context("spawn")  # a clean interpreter: serve has threads (feed, matcher) a fork would copy
-        self._wake = self._ctx.Event()
+        self._wakes: list[Any] = []  # the write end of each worker's wake pipe
         self._args = (database_url, redis_url, state_machine_arn, definition, function_prefix, threads)
         self.workers = workers
         self.processes: list[Any] = []
@@ -671,9 +698,13 @@ class WorkerPool:
         readies = []
         for i in range(self.workers):
             ready = self._ctx.Event()
-            proc = self._ctx.Process(target=worker_main, args=(os.getpid(), *self._args, self._wake, ready),
+            reader, writer = self._ctx.Pipe(duplex=False)
+            os.set_blocking(writer.fileno(), False)
+            proc = self._ctx.Process(target=worker_main, args=(os.getpid(), *self._args, reader, ready),
                                      name=f"tradingbot-worker-{i}", daemon=True)  # fmt: skip
             proc.start()
+            reader.close()
+            self._wakes.append(writer)
             self.processes.append(proc)
             readies.append(ready)
         deadline = time.monotonic() + wait_s
@@ -682,9 +713,18 @@ class WorkerPool:
         return self
 
     def wake(self) -> None:
-        self._wake.set()
+        """Wake every worker's claim loop (new executions are committed). Never blocks: one byte
+        written without waiting to each worker's pipe (a full pipe already holds a wake-up). A
+        multiprocessing Event would take a lock shared with the workers, and a worker preempted
+        while holding it (nice 19) would stall the webhook's commit path behind it."""
+        for writer in self._wakes:
+            with contextlib.suppress(OSError):  # BlockingIOError (full), BrokenPipeError (worker gone)
+                os.write(writer.fileno(), b"\0")
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        for writer in self._wakes:
+            writer.close()
+        self._wakes = []
         for proc in self.processes:
             proc.terminate()
         for proc in self.processes:

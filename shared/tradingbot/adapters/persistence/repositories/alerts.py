@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from tradingbot.adapters.persistence.json_rows import json_rows
 from tradingbot.adapters.persistence.models import (
     ALERT_STATUSES,
     Alert,
@@ -52,6 +52,20 @@ def record_alert(
     return record_alerts(session, [row])[0]
 
 
+#: One statement whatever the batch size: the rows as one JSON array (``json_to_recordset``), so the
+#: SQL text, its compiled form and the driver's parse of it are the same for every batch, and the
+#: values cross as one text parameter that ``json.dumps`` writes in C. A multi-row ``VALUES`` list is
+#: a new statement per batch size (compiled by SQLAlchemy, scanned by pg8000 each time), and text
+#: arrays are escaped by pg8000 a character at a time: each was a fifth or more of the webhook's CPU
+#: in a burst (yappi under bench_burst; ADR 0021).
+_INSERT_ALERTS = text(
+    "INSERT INTO alerts (idempotency_key, raw_body, source_ip, account_id, status, reason) "
+    "SELECT k, b, ip, a, st, r FROM json_to_recordset(CAST(:rows AS json)) "
+    "AS x(k text, b text, ip inet, a bigint, st text, r text) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key"
+)
+
+
 def record_alerts(session: Session, rows: Sequence[AlertRow]) -> list[RecordedAlert]:
     """Record many attempts in one statement (the webhook's group commit), each once per idempotency
     key: one result per row, in order. A key already stored, or repeated within ``rows``, is
@@ -61,14 +75,9 @@ def record_alerts(session: Session, rows: Sequence[AlertRow]) -> list[RecordedAl
             raise ValueError(f"unknown alert status {r.status!r}")
     if not rows:
         return []
-    stmt = (
-        insert(Alert)
-        .values([{"idempotency_key": r.idempotency_key, "raw_body": r.raw_body, "source_ip": r.source_ip,
-                      "account_id": r.account_id, "status": r.status, "reason": r.reason} for r in rows])
-        .on_conflict_do_nothing(index_elements=[Alert.idempotency_key])
-        .returning(Alert.id, Alert.idempotency_key)
-    )  # fmt: skip
-    created = {key: new_id for new_id, key in session.execute(stmt).all()}
+    batch = json_rows([{"k": r.idempotency_key, "b": r.raw_body, "ip": r.source_ip, "a": r.account_id,
+                        "st": r.status, "r": r.reason} for r in rows])  # fmt: skip
+    created = {key: new_id for new_id, key in session.execute(_INSERT_ALERTS, {"rows": batch}).all()}
     # The competing inserts have committed (ON CONFLICT waited for them), so a fresh statement sees them.
     missing = {r.idempotency_key for r in rows} - created.keys()
     existing = (

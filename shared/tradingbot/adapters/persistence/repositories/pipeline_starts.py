@@ -14,10 +14,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from tradingbot.adapters.persistence.json_rows import json_rows
 from tradingbot.adapters.persistence.models import Alert, Decision, PipelineStart
 
 
@@ -33,17 +33,27 @@ class PendingStart:
     age_s: float  # since the alert was accepted
 
 
-def record_starts(session: Session, rows: Sequence[tuple[int, str, str]]) -> None:
+#: one statement for any batch size, the rows as one JSON array (repositories.alerts._INSERT_ALERTS)
+_STARTS = "json_to_recordset(CAST(:rows AS json)) AS x(a bigint, n text, i text)"
+_INSERT_STARTS = text(
+    f"INSERT INTO pipeline_starts (alert_id, execution_name, input) SELECT a, n, i FROM {_STARTS} "
+    "ON CONFLICT (alert_id) DO NOTHING"
+)
+_INSERT_STARTS_STARTED = text(
+    "INSERT INTO pipeline_starts (alert_id, execution_name, input, started_at, attempts, last_attempt_at) "
+    f"SELECT a, n, i, now(), 1, now() FROM {_STARTS} ON CONFLICT (alert_id) DO NOTHING"
+)
+
+
+def record_starts(session: Session, rows: Sequence[tuple[int, str, str]], *, started: bool = False) -> None:
     """The outbox rows ``(alert id, execution name, input)`` of newly accepted alerts, in one
-    statement (the webhook's group commit); a row already there for an alert changes nothing."""
+    statement (the webhook's group commit); a row already there for an alert changes nothing.
+    ``started``: their executions are started in this same transaction (the local runtime), so the
+    rows are stored as started once (as :func:`mark_started_many` would mark them)."""
     if not rows:
         return
-    stmt = (
-        insert(PipelineStart)
-        .values([{"alert_id": a, "execution_name": n, "input": i} for a, n, i in rows])
-        .on_conflict_do_nothing(index_elements=[PipelineStart.alert_id])
-    )
-    session.execute(stmt)
+    batch = json_rows([{"a": a, "n": n, "i": i} for a, n, i in rows])
+    session.execute(_INSERT_STARTS_STARTED if started else _INSERT_STARTS, {"rows": batch})
 
 
 def starts_for_alerts(session: Session, alert_ids: Sequence[int]) -> dict[int, PendingStart]:
