@@ -47,6 +47,7 @@ from typing import Any, Literal, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
+from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -63,6 +64,9 @@ PREFIX = "tb:"
 MARKET_MODE_KEY = f"{PREFIX}market:mode"  # {"mode": "live" | "offline replay", ...}
 KILL_SWITCH_KEY = PREFIX + "kill"
 INGRESS_PREFIX = f"{PREFIX}ingress:"
+#: sockets a client keeps at most: the busiest process (`serve`: HTTP threads, feed, matcher, workers'
+#: stages) needs a few dozen at once; Redis answers in well under a millisecond, so a caller waits little
+MAX_CONNECTIONS = 50
 INGRESS_OTHER = "*other*"  # the source sources past the per-minute cap are counted under
 REFUSAL_TTL_S = 2 * 3600  # tallies live in Redis this long; flushed to PostgreSQL well before
 
@@ -167,15 +171,24 @@ class Cache:
         self._where = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_s: float = 0.25) -> Cache:
-        client = redis.Redis.from_url(
+    def from_url(cls, url: str, *, timeout_s: float = 0.25, max_connections: int = MAX_CONNECTIONS) -> Cache:
+        """A client on a bounded, blocking pool: at most ``max_connections`` sockets, a caller waits
+        up to ``timeout_s`` for a free one (then CacheUnavailable, like an unreachable Redis). A burst
+        of 200 threads (``tradingbot serve``) would otherwise open a connection per thread, each with
+        its handshake; its version is passed (``driver_info``) so redis-py does not look its own version up in the
+        installed packages' metadata for every new connection (~16 ms of CPU each, py-spy/yappi under
+        bench_burst)."""
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=timeout_s,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),  # fail fast; the callers below decide what failure means
             decode_responses=False,
+            driver_info=DriverInfo(lib_version=redis.__version__),
         )
-        return cls(client)
+        return cls(redis.Redis(connection_pool=pool))
 
     # ---------------------------------------------------------- plumbing
 

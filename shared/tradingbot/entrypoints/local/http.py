@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import heapq
 import json
 import logging
 import queue
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -71,6 +73,61 @@ def to_apigw_event(method: str, raw_path: str, headers: dict[str, str], body: by
 
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class _Deadline:
+    __slots__ = ("action", "at", "cancelled")
+
+    def __init__(self, at: float, action: Callable[[], None]) -> None:
+        self.at, self.action, self.cancelled = at, action, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __lt__(self, other: _Deadline) -> bool:
+        return self.at < other.at
+
+
+class Watchdog:
+    """Runs ``action`` once ``seconds`` have passed unless cancelled first: one thread for every
+    request's read budget. A ``threading.Timer`` per request (a thread started, woken and joined for
+    each) cost ~0.5 ms of CPU per alert on this 2-core machine, a tenth of an acknowledgement."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Deadline] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def after(self, seconds: float, action: Callable[[], None]) -> _Deadline:
+        deadline = _Deadline(time.monotonic() + seconds, action)
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="http-read-budget", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, deadline)
+            if self._heap[0] is deadline:
+                self._cond.notify()
+        return deadline
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0].at - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                due = heapq.heappop(self._heap)
+            if not due.cancelled:
+                with contextlib.suppress(Exception):
+                    due.action()
+
+
+WATCHDOG = Watchdog()
 
 
 ResponseHook = Callable[[dict[str, Any], dict[str, Any]], None]
@@ -150,14 +207,11 @@ def make_server(
             self._cut_off = False
             self._answered = False
             self.raw_requestline = b""
-            watchdog = threading.Timer(budget_s, self._cut)
-            watchdog.daemon = True
-            self._watchdog = watchdog
-            watchdog.start()
+            self._watchdog = WATCHDOG.after(budget_s, self._cut)
             try:
                 super().handle_one_request()
             finally:
-                watchdog.cancel()
+                self._watchdog.cancel()
             received = bool(getattr(self, "raw_requestline", None))  # set once the request line arrived
             if self._cut_off and received and not getattr(self, "_answered", False):
                 refused("slow_client", f"request not received within {budget_s:g} s", self.client_address[0])
