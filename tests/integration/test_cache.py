@@ -77,6 +77,16 @@ def test_rate_limit_counts_per_window(cache: Cache) -> None:
         cache.order_gate(7, orders_per_minute=2)
 
 
+def test_a_batch_of_hits_counts_as_the_same_hits_one_by_one(cache: Cache) -> None:
+    """window_counts (the webhook's group commit: one round trip per batch) answers what window_count
+    answers called once per entry, in order, and both count into the same window."""
+    assert cache.window_count("acct:1", 60, add=True) == 1
+    assert cache.window_counts(["acct:1", "acct:2", "acct:1", "acct:1"], 60) == [2, 1, 3, 4]
+    assert cache.window_count("acct:1", 60, add=True) == 5
+    assert cache.window_count("acct:2", 60, add=False) == 1
+    assert cache.window_counts([], 60) == []
+
+
 def _check_unreachable_policy(down: Cache) -> None:
     started = time.monotonic()
     # fall back: misses and dropped writes, no exception
@@ -93,6 +103,8 @@ def _check_unreachable_policy(down: Cache) -> None:
         down.kill_switch()
     with pytest.raises(CacheUnavailable):
         down.engage_kill_switch("panic")
+    with pytest.raises(CacheUnavailable):  # the webhook then limits nobody (ingress.accounts_over_limit)
+        down.window_counts(["webhook-account:1"], 60)
     # the caller chooses for rate limits
     assert down.allow("webhook:x", 10, 60, when_unavailable="allow") is True
     assert down.allow("orders:x", 10, 60, when_unavailable="refuse") is False

@@ -39,6 +39,7 @@ import json
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -346,6 +347,30 @@ class Cache:
             return int(count)
 
         return self._strict(op)
+
+    def window_counts(self, buckets: Sequence[str], window_s: int) -> list[int]:
+        """Count one hit per entry of ``buckets`` (a bucket may repeat) in its fixed window, in one round
+        trip; per entry, the total its own hit brought the bucket to (as :meth:`window_count` with
+        ``add=True`` would answer called once per entry, in order). Raises ``CacheUnavailable``."""
+        window = int(time.time()) // window_s
+        hits = Counter(buckets)
+        order = list(hits)
+
+        def op() -> list[int]:
+            pipe = self.client.pipeline(transaction=True)
+            for bucket in order:
+                key = f"{PREFIX}rl:{bucket}:{window}"
+                pipe.incrby(key, hits[bucket])
+                pipe.expire(key, window_s + 1)
+            totals = {b: int(t) for b, t in zip(order, pipe.execute()[::2], strict=True)}
+            seen: Counter[str] = Counter()
+            out = []
+            for bucket in buckets:  # the batch's hits are the last ones counted in each bucket
+                seen[bucket] += 1
+                out.append(totals[bucket] - hits[bucket] + seen[bucket])
+            return out
+
+        return self._strict(op) if buckets else []
 
     # ---------------------------------------------------------- ingress: lockouts and refusal tallies (allow)
     # Ingress paths never refuse an alert because Redis is down (docs/adr/0003): a lockout that cannot be

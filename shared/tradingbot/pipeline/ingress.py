@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,6 +216,16 @@ def account_over_limit(rt: Runtime, account_id: int) -> bool:
     except CacheUnavailable:
         return False
     return n > rt.settings.account_alerts_per_minute
+
+
+def accounts_over_limit(rt: Runtime, account_ids: Sequence[int]) -> list[bool]:
+    """:func:`account_over_limit` for a batch of authenticated alerts (one per entry, an account may
+    repeat), counted in one Redis round trip. Redis unreachable: none limited."""
+    try:
+        totals = rt.cache().window_counts([f"webhook-account:{a}" for a in account_ids], 60)
+    except CacheUnavailable:
+        return [False] * len(account_ids)
+    return [n > rt.settings.account_alerts_per_minute for n in totals]
 
 
 def account_limited(rt: Runtime, account_id: int, raw: bytes, source_ip: str | None) -> Answer:

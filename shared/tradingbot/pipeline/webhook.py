@@ -77,27 +77,31 @@ def _reject(
 
 
 def receive_alert(rt: Runtime, raw: bytes, source_ip: str | None) -> WebhookResult:
-    s = rt.settings
-    allow = s.ip_allowlist()
+    allow = rt.settings.ip_allowlist()
     if allow and source_ip not in allow:
         return _reject(rt, raw, source_ip, AlertError(403, "ip_not_allowed", f"source IP {source_ip} is not allowed"))
     locked = ingress.lockout(rt, source_ip)  # from Redis alone: a locked source costs no parse, no query
     if locked is not None:
         return _answer(locked)
     try:
-        alert = parse_alert(raw, s.webhook_max_body_bytes)
+        alert = parse_alert(raw, rt.settings.webhook_max_body_bytes)
     except AlertError as err:
         return _reject(rt, raw, source_ip, err)
 
-    token_hash = repo.hash_token(alert.token)
-    account = rt.group_commit("webhook.token_owners", lambda hashes: _token_owners(rt, hashes)).submit(token_hash)
-    valid = account is not None and account.enabled and hmac.compare_digest(token_hash, account.token_hash)
-    account_id = account.id if account is not None else None
-    exchange = account.exchange if account is not None else ""
-    if not valid:
+    arrival = _Arrival(repo.hash_token(alert.token), alert, _masked_body(raw), source_ip, rt.clock())
+    verdict = rt.group_commit("webhook.receive", lambda batch: _receive(rt, batch)).submit(arrival)
+    if isinstance(verdict, _WrongToken):
         return _answer(ingress.wrong_token(rt, raw, source_ip))  # counted towards the source's lockout
-    assert account_id is not None
+    if isinstance(verdict, _Refused):
+        return _reject(rt, raw, source_ip, verdict.error, verdict.account_id)
+    if isinstance(verdict, _Limited):
+        return _answer(ingress.account_limited(rt, verdict.account_id, raw, source_ip))
+    return _answer_stored(rt, verdict)
 
+
+def _check(rt: Runtime, alert: TradingViewAlert, exchange: str) -> AlertError | None:
+    """Why an authenticated alert is refused (stale, a symbol or interval not traded), or None."""
+    s = rt.settings
     try:
         check_freshness(alert, rt.clock(), s.alert_max_age_s)
         if alert.symbol not in s.symbols():
@@ -109,102 +113,152 @@ def receive_alert(rt: Runtime, raw: bytes, source_ip: str | None) -> WebhookResu
         except TimeframeError as exc:
             raise AlertError(422, "unsupported_interval", f"interval: {alert.interval}: {exc}") from None
     except AlertError as err:
-        return _reject(rt, raw, source_ip, err, account_id)
-    if ingress.account_over_limit(rt, account_id) and not _already_recorded(rt, account_id, alert):
-        return _answer(ingress.account_limited(rt, account_id, raw, source_ip))
-    return _accept(rt, raw, source_ip, alert, account_id)
-
-
-def _already_recorded(rt: Runtime, account_id: int, alert: TradingViewAlert) -> bool:
-    # a redelivery of a stored alert is answered with its id (and re-driven) even past the limit
-    with session_scope(rt.engine()) as s:
-        return ingress_repo.alert_key_recorded(s, idempotency_key(account_id, alert))
-
-
-def _token_owners(rt: Runtime, hashes: Sequence[bytes]) -> list[repo.TokenOwner | None]:
-    """The accounts of a batch of alerts' tokens, in one query (group commit, read side)."""
-    with session_scope(rt.engine()) as s:
-        owners = repo.token_owners(s, hashes)
-    return [owners.get(h) for h in hashes]
+        return err
+    return None
 
 
 @dataclass(frozen=True)
 class _Arrival:
-    """An authenticated, valid alert on its way into the database."""
+    """A parsed alert on its way in: its token's hash, not yet authenticated."""
 
-    key: str
+    token_hash: bytes
+    alert: TradingViewAlert
     masked_body: str
     source_ip: str | None
-    account_id: int
-    alert: TradingViewAlert
     received_at: dt.datetime
 
 
-def _store_arrivals(rt: Runtime, arrivals: Sequence[_Arrival]) -> list[tuple[repo.PendingStart | None, bool, bool]]:
-    """Store a batch of alerts and their execution inputs (the StartExecution outbox) in one
-    transaction: per arrival, (its start while undecided, whether this arrival stored it, whether
-    this transaction started its execution).
+class _WrongToken:
+    """No enabled account has the alert's token."""
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """Authenticated, and refused for ``error`` (stored with its reason by :func:`_reject`)."""
+
+    error: AlertError
+    account_id: int
+
+
+@dataclass(frozen=True)
+class _Limited:
+    """Authenticated and valid, past the account's alerts per minute (and not a redelivery)."""
+
+    account_id: int
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """Stored (now or before): its execution name, its outbox row while undecided, whether this
+    arrival stored it and whether this batch started its execution."""
+
+    key: str
+    pending: repo.PendingStart | None
+    created: bool
+    started_now: bool
+
+
+_WRONG_TOKEN = _WrongToken()
+_Verdict = _WrongToken | _Refused | _Limited | _Stored
+
+
+def _receive(rt: Runtime, arrivals: Sequence[_Arrival]) -> list[_Verdict]:
+    """A batch of alerts that arrived together, in one transaction (group commit): authenticate them
+    (one token query), validate them, count them against their accounts' limits (one Redis round
+    trip), and store the accepted ones with their execution inputs (the StartExecution outbox).
 
     Where the Step Functions client can start executions inside this transaction (the local
     runtime, whose executions live in the same database: ``start_in_transaction``), it does, and the
-    outbox rows are marked started in the same commit: one transaction per batch from the alert to
-    its queued execution. Elsewhere (AWS) the caller calls StartExecution after the commit."""
+    outbox rows are stored as started in the same commit: one transaction per batch from the alert
+    to its queued execution. Elsewhere (AWS) the caller calls StartExecution after the commit."""
     sfn = rt.sfn()
     start_here = getattr(sfn, "start_in_transaction", None)
+    verdicts: list[_Verdict | None] = [None] * len(arrivals)
     started: list[Any] = []
-    pending: dict[int, repo.PendingStart] = {}
     with session_scope(rt.engine()) as s:
-        recorded = repo.record_alerts(s, [repo.AlertRow(a.key, a.masked_body, a.source_ip, a.account_id, "accepted")
-                                          for a in arrivals])  # fmt: skip
-        new: dict[int, repo.PendingStart] = {}
-        for a, r in zip(arrivals, recorded, strict=True):
-            if r.created:
-                state = PipelineState(alert=a.alert.content(), alert_id=r.id, account_id=a.account_id,
-                                      idempotency_key=a.key, received_at=a.received_at)  # fmt: skip
-                new[r.id] = repo.PendingStart(r.id, a.key, json.dumps(state.dump()), False, 0, 0.0)
-        repo.record_starts(s, [(p.alert_id, p.execution_name, p.input) for p in new.values()],
-                           started=start_here is not None)  # fmt: skip
-        # a redelivery: its outbox row while undecided (started or not); a repeat within this batch sees
-        # the row just written
-        known = repo.starts_for_alerts(s, [r.id for r in recorded if not r.created])
-        if start_here is not None:
-            redrive_now = [p for p in known.values() if not p.started]
-            todo = [*new.values(), *redrive_now]
-            # ExecutionAlreadyExists (closed, or another input): the first execution stands, as after
-            # StartExecution (start_execution below); the sweeper reads what became of it
-            started = start_here(s.connection(), [(p.execution_name, p.input) for p in todo])
-            repo.mark_started_many(s, [p.execution_name for p in redrive_now])
-            pending = {p.alert_id: dataclasses.replace(p, started=True) for p in todo}
-            new = {k: pending[k] for k in new}
-            known = {k: pending.get(k, p) for k, p in known.items()}
+        owners = repo.token_owners(s, [a.token_hash for a in arrivals])
+        valid: list[tuple[int, _Arrival, int]] = []  # (position, arrival, account id)
+        for i, a in enumerate(arrivals):
+            owner = owners.get(a.token_hash)
+            if owner is None or not owner.enabled or not hmac.compare_digest(a.token_hash, owner.token_hash):
+                verdicts[i] = _WRONG_TOKEN
+            elif (err := _check(rt, a.alert, owner.exchange)) is not None:
+                verdicts[i] = _Refused(err, owner.id)
+            else:
+                valid.append((i, a, owner.id))
+        over = ingress.accounts_over_limit(rt, [acc for _, _, acc in valid])
+        keys = [idempotency_key(acc, a.alert) for _, a, acc in valid]
+        # a redelivery of a stored alert is answered with its id (and re-driven) even past the limit
+        known_keys = ingress_repo.alert_keys_recorded(s, [k for k, o in zip(keys, over, strict=True) if o])
+        accepted: list[tuple[int, _Arrival, int, str]] = []
+        for (i, a, acc), key, o in zip(valid, keys, over, strict=True):
+            if o and key not in known_keys:
+                verdicts[i] = _Limited(acc)
+            else:
+                accepted.append((i, a, acc, key))
+        if accepted:
+            stored, started = _store(s, start_here, accepted)
+            for (i, *_), one in zip(accepted, stored, strict=True):
+                verdicts[i] = one
     if started:
         sfn.notify_started(started)
-    for _ in new:
-        ingress.count_accepted()  # issue 17: AlertsAccepted (EMF)
+    for v in verdicts:
+        if isinstance(v, _Stored) and v.created:
+            ingress.count_accepted()  # issue 17: AlertsAccepted (EMF), once committed
+    return [v for v in verdicts if v is not None]
+
+
+def _store(
+    s: Any, start_here: Any, accepted: Sequence[tuple[int, _Arrival, int, str]]
+) -> tuple[list[_Stored], list[Any]]:
+    """The accepted alerts of a batch and their outbox rows (and, locally, their executions), in the
+    batch's transaction ``s``: per alert its :class:`_Stored`, and the local starts' answers."""
+    recorded = repo.record_alerts(s, [repo.AlertRow(key, a.masked_body, a.source_ip, acc, "accepted")
+                                      for _, a, acc, key in accepted])  # fmt: skip
+    new: dict[int, repo.PendingStart] = {}
+    for (_, a, acc, key), r in zip(accepted, recorded, strict=True):
+        if r.created:
+            state = PipelineState(alert=a.alert.content(), alert_id=r.id, account_id=acc, idempotency_key=key,
+                                  received_at=a.received_at)  # fmt: skip
+            new[r.id] = repo.PendingStart(r.id, key, json.dumps(state.dump()), False, 0, 0.0)
+    repo.record_starts(s, [(p.alert_id, p.execution_name, p.input) for p in new.values()],
+                       started=start_here is not None)  # fmt: skip
+    # a redelivery: its outbox row while undecided (started or not); a repeat within this batch sees
+    # the row just written
+    known = repo.starts_for_alerts(s, [r.id for r in recorded if not r.created])
+    started: list[Any] = []
+    pending: dict[int, repo.PendingStart] = {}
+    if start_here is not None:
+        redrive_now = [p for p in known.values() if not p.started]
+        todo = [*new.values(), *redrive_now]
+        # ExecutionAlreadyExists (closed, or another input): the first execution stands, as after
+        # StartExecution (start_execution below); the sweeper reads what became of it
+        started = start_here(s.connection(), [(p.execution_name, p.input) for p in todo])
+        repo.mark_started_many(s, [p.execution_name for p in redrive_now])
+        pending = {p.alert_id: dataclasses.replace(p, started=True) for p in todo}
+        new = {k: pending[k] for k in new}
+        known = {k: pending.get(k, p) for k, p in known.items()}
     # a repeat within the batch of an alert the batch stored is a plain duplicate, not a re-drive
-    return [(new[r.id], True, r.id in pending) if r.created
-            else (known.get(r.id), False, r.id in pending and r.id not in new) for r in recorded]  # fmt: skip
+    out = [_Stored(key, new[r.id], True, r.id in pending) if r.created
+           else _Stored(key, known.get(r.id), False, r.id in pending and r.id not in new)
+           for (_, _, _, key), r in zip(accepted, recorded, strict=True)]  # fmt: skip
+    return out, started
 
 
-def _accept(rt: Runtime, raw: bytes, source_ip: str | None, alert: TradingViewAlert, account_id: int) -> WebhookResult:
-    """Store the alert and its execution input (the StartExecution outbox) in one transaction, then
-    start the execution. A repeated delivery of an alert whose execution never started, or failed to
-    start, starts it now: the same name and the same stored input, which Step Functions treats as the
-    same request ("Executions with the same name and input are considered idempotent",
-    https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
-
-    Alerts that arrive together share that transaction (tradingbot.adapters.persistence.group_commit):
-    each is answered once its batch has committed."""
-    arrival = _Arrival(idempotency_key(account_id, alert), _masked_body(raw), source_ip, account_id, alert, rt.clock())
-    group = rt.group_commit("webhook.accept", lambda batch: _store_arrivals(rt, batch))
-    pending, created, started_now = group.submit(arrival)
-    if started_now:  # stored and started in one transaction (the local runtime), or re-driven in it
-        body: dict[str, Any] = {"execution_id": arrival.key}
-        return WebhookResult(202, body if created else body | {"duplicate": True, "redriven": True})
+def _answer_stored(rt: Runtime, stored: _Stored) -> WebhookResult:
+    """The answer to a stored alert; it starts the execution (by the same name and the same stored
+    input) when the batch did not. A repeated delivery of an alert whose execution never started, or
+    failed to start, starts it now, which Step Functions treats as the same request ("Executions with
+    the same name and input are considered idempotent",
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html)."""
+    pending = stored.pending
+    if stored.started_now:  # stored and started in one transaction (the local runtime), or re-driven in it
+        body: dict[str, Any] = {"execution_id": stored.key}
+        return WebhookResult(202, body if stored.created else body | {"duplicate": True, "redriven": True})
     if pending is None or pending.started:
         # decided, or its execution is running: TradingView's retry of an alert we already have
-        return WebhookResult(202, {"execution_id": arrival.key, "duplicate": True})
-    return redrive(rt, pending, duplicate=not created)
+        return WebhookResult(202, {"execution_id": stored.key, "duplicate": True})
+    return redrive(rt, pending, duplicate=not stored.created)
 
 
 def _mark_started(rt: Runtime, names: Sequence[str]) -> list[None]:

@@ -82,7 +82,7 @@ def lower_backend_priority(engine: Engine, niceness: int) -> None:
     """Give the PostgreSQL backend of each new connection of ``engine`` at least ``niceness``, when
     the server runs on this machine (loopback URL, a local ``postgres`` process with that pid).
 
-    ``tradingbot serve``'s execution workers run at nice 19 (WORKER_NICENESS) so that the HTTP server's
+    ``tradingbot serve``'s execution workers run at nice 10 (WORKER_NICENESS) so that the HTTP server's
     acknowledgements come first; their queries run in PostgreSQL's processes, which would otherwise
     compete with the acknowledgements' queries at full priority. Raising the niceness of one's own
     processes needs no privilege (``setpriority(2)``); where it is not allowed, nothing changes."""

@@ -55,7 +55,9 @@ log = logging.getLogger(__name__)
 OPEN = ("QUEUED", "RUNNING")
 _NAME_FORBIDDEN = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]")
 LEASE_S = 30.0
-WORKER_NICENESS = 19  # worker processes (and their PostgreSQL backends) yield the CPU to the HTTP server
+#: worker processes (and their PostgreSQL backends) yield the CPU to the HTTP server. Not 19: there the
+#: executions starved whenever anything else ran (test_serve.py beside two CPU hogs: no decision in time)
+WORKER_NICENESS = 10
 
 
 class _Exceptions:
@@ -716,7 +718,7 @@ class WorkerPool:
         """Wake every worker's claim loop (new executions are committed). Never blocks: one byte
         written without waiting to each worker's pipe (a full pipe already holds a wake-up). A
         multiprocessing Event would take a lock shared with the workers, and a worker preempted
-        while holding it (nice 19) would stall the webhook's commit path behind it."""
+        while holding it (nice 10) would stall the webhook's commit path behind it."""
         for writer in self._wakes:
             with contextlib.suppress(OSError):  # BlockingIOError (full), BrokenPipeError (worker gone)
                 os.write(writer.fileno(), b"\0")

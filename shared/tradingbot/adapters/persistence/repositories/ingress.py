@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -102,6 +102,9 @@ def purge_refusals(session: Session, *, older_than: dt.datetime) -> int:
     return len(tallies.all()) + len(samples.all())
 
 
-def alert_key_recorded(session: Session, idempotency_key: str) -> bool:
-    """Whether an alert with this idempotency key is already stored (a redelivery)."""
-    return bool(session.scalar(select(exists().where(Alert.idempotency_key == idempotency_key))))
+def alert_keys_recorded(session: Session, idempotency_keys: Sequence[str]) -> set[str]:
+    """Those of ``idempotency_keys`` whose alert is already stored (redeliveries), in one query."""
+    if not idempotency_keys:
+        return set()
+    stmt = select(Alert.idempotency_key).where(Alert.idempotency_key.in_(set(idempotency_keys)))
+    return set(session.scalars(stmt))
