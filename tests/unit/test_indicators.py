@@ -25,6 +25,22 @@ def test_indicators_are_memoised(btc_1h: pd.DataFrame) -> None:
     np.testing.assert_allclose(ind.ema(20), ta.ema(btc_1h.close, length=20).to_numpy(), equal_nan=True)
 
 
+def test_shared_memo_is_one_per_distinct_window_and_read_only(btc_1h: pd.DataFrame) -> None:
+    window = btc_1h.iloc[-500:]
+    shared = Indicators.shared(window)
+    assert Indicators.shared(window.copy()) is shared  # the same bars in another frame: the same memo
+    newer = btc_1h.iloc[-499:]  # one bar fewer at the start: another window
+    assert Indicators.shared(newer) is not shared
+    edited = window.copy()
+    edited.iloc[-1, edited.columns.get_loc("close")] += 1.0
+    assert Indicators.shared(edited) is not shared
+    ema = shared.ema(20)
+    with pytest.raises(ValueError, match="read-only"):  # no caller can alter what the others read
+        ema[-1] = 0.0
+    line, _ = shared.macd(12, 26, 9)
+    assert not line.flags.writeable
+
+
 def test_short_series_gives_nan_not_an_error() -> None:
     idx = pd.date_range("2024-01-01", periods=5, freq="1h", tz="UTC")
     candles = pd.DataFrame({"open": 1.0, "high": 1.1, "low": 0.9, "close": 1.0, "volume": 1.0}, index=idx)

@@ -89,6 +89,23 @@ def test_prediction_is_the_graph_on_the_scaled_window(predictor: Predictor, btc_
     assert predictor.predict(candles).predicted_return == pytest.approx(expected, rel=1e-6)
 
 
+def test_the_same_bars_are_forecast_once_and_a_changed_bar_again(
+    predictor: Predictor, btc_1h: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a burst at bar close: many executions on the same window run the network once between them
+    runs: list[int] = []
+    real = predictor.predict_scaled
+    monkeypatch.setattr(predictor, "predict_scaled", lambda x: runs.append(1) or real(x))
+    window = btc_1h.iloc[-400:]
+    first = predictor.predict(window)
+    again = predictor.predict(window.copy())  # another frame, the same bars
+    assert again == first and len(runs) == 1
+    moved = window.copy()
+    moved.iloc[-1, moved.columns.get_loc("close")] *= 1.01  # the last bar differs: a new forecast
+    changed = predictor.predict(moved)
+    assert len(runs) == 2 and changed.predicted_return != first.predicted_return
+
+
 def test_fails_closed_on_too_few_candles(predictor: Predictor, btc_1h: pd.DataFrame) -> None:
     predictor.predict(btc_1h.iloc[-ft.MIN_CANDLES :])  # exactly enough works
     with pytest.raises(

@@ -7,6 +7,7 @@ with float columns ``open, high, low, close, volume``. Every loader returns that
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -23,6 +24,17 @@ BUNDLED_1H = "BTCUSDT-1h.csv.gz"
 
 class CandleDataError(PermanentError, ValueError):
     """Candle input that cannot be trusted; the message names the row or column and why."""
+
+
+def frame_digest(candles: pd.DataFrame) -> bytes:
+    """A digest of a candle frame's content (its timestamps and OHLCV values): two frames with the
+    same digest hold the same bars, so what is computed from one holds for the other. Used to share
+    per-window work between executions deciding on the same bars (~20 us for 500 bars)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(candles.index.asi8 if hasattr(candles.index, "asi8") else candles.index).tobytes())
+    for col in OHLCV:
+        h.update(np.ascontiguousarray(candles[col].to_numpy(np.float64)).tobytes())
+    return h.digest()
 
 
 @dataclass(frozen=True)

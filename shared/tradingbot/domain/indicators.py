@@ -9,7 +9,9 @@ Everything returned is a float64 numpy array aligned with the candles, NaN durin
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numba
@@ -18,13 +20,49 @@ import pandas as pd
 import pandas_ta as ta
 from pandas_ta.utils import non_zero_range
 
+from tradingbot.domain.candles import frame_digest
+
 FloatArray = np.ndarray
 
 # pandas-ta 0.4.71b0 emits pandas FutureWarnings on some paths; they are not actionable here.
 warnings.filterwarnings("ignore", category=FutureWarning, module="pandas_ta")
 
 
+#: distinct candle windows whose indicators one process keeps (:meth:`Indicators.shared`)
+SHARED_WINDOWS = 16
+_shared: OrderedDict[bytes, Indicators] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def _freeze(value: object) -> object:
+    """Memoised arrays are shared by every caller of the memo: read-only, so none can alter another's."""
+    for arr in value if isinstance(value, tuple) else (value,):
+        if isinstance(arr, np.ndarray):
+            arr.flags.writeable = False
+    return value
+
+
 class Indicators:
+    """Every indicator is computed once per object and returned read-only (callers share the arrays)."""
+
+    @classmethod
+    def shared(cls, candles: pd.DataFrame) -> Indicators:
+        """The process's memo for these bars: executions deciding on the same closed bars (a burst of
+        alerts at one bar close) compute each indicator once between them. Keyed by the bars' content
+        (:func:`tradingbot.domain.candles.frame_digest`), so a changed or newer bar is a new window;
+        the last :data:`SHARED_WINDOWS` windows are kept. Thread-safe: two threads asking for the same
+        missing indicator may both compute it, with identical results."""
+        key = frame_digest(candles)
+        with _shared_lock:
+            found = _shared.get(key)
+            if found is not None:
+                _shared.move_to_end(key)
+                return found
+            made = _shared[key] = cls(candles)
+            while len(_shared) > SHARED_WINDOWS:
+                _shared.popitem(last=False)
+            return made
+
     def __init__(self, candles: pd.DataFrame) -> None:
         self.candles = candles
         # pandas-ta aligns its intermediate series on the index; a RangeIndex makes that cheap
@@ -40,9 +78,10 @@ class Indicators:
         return len(self.candles)
 
     def _memo(self, key: tuple[object, ...], compute: Callable[[], object]) -> object:
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = _freeze(compute())
+        return found
 
     @staticmethod
     def _arr(series: pd.Series | None, n: int) -> FloatArray:

@@ -73,7 +73,9 @@ def strategies_stage(rt: Runtime, state: PipelineState) -> StrategiesResult:
     window = stage_candles(rt, alert, state.account_id)
     candles = window.frame
     live = promoted_params(rt, state.account_id, alert.symbol, alert.timeframe())
-    ind = Indicators(candles)  # one memo for all six signal runs and the backtest below
+    # one memo for all six signal runs and the backtest below, shared with the other executions on
+    # the same bars (a burst at bar close decides many alerts on one window)
+    ind = Indicators.shared(candles)
     signals: dict[str, Signal] = {}
     for name, strat in REGISTRY.items():
         sig = strat.signals(ind, **live.get(name, ({}, ""))[0])

@@ -12,6 +12,8 @@ predictor never pads, truncates or guesses.
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ from tradingbot.settings import ModelSection
 # the model committed in the package (so `make run` predicts out of the box); "none" turns the
 # model off (the pipeline then reports ``model: unavailable``).
 MODEL_URI_ENV = "MODEL_ARTIFACT_URI"  # Settings.model.artifact_uri
+#: distinct candle windows whose forecasts a predictor keeps (Predictor.predict)
+RECENT_WINDOWS = 16
 _INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14_400, "1d": 86_400}
 
 
@@ -83,6 +87,8 @@ class Predictor:
             )
         self.artifact = artifact
         self.meta = meta
+        self._recent: OrderedDict[bytes, Prediction] = OrderedDict()  # frame digest -> forecast (predict)
+        self._recent_lock = threading.Lock()
         self._input = meta.input_name
         self._output = meta.output_name
 
@@ -110,6 +116,25 @@ class Predictor:
         return out
 
     def predict(self, candles: ft.CandleLike) -> Prediction:
+        """The forecast for the bar after ``candles``' last. A frame whose bars this predictor has
+        forecast recently answers from memory (the same bars, the same model: the same forecast), so
+        a burst of alerts at one bar close runs the network once per window."""
+        if not hasattr(candles, "columns"):  # plain arrays (no pandas in this process): not memoised
+            return self._predict(candles)
+        from tradingbot.domain.candles import frame_digest  # a frame: pandas is loaded already
+
+        key = frame_digest(candles)  # type: ignore[arg-type]
+        with self._recent_lock:
+            found = self._recent.get(key)
+        if found is None:
+            found = self._predict(candles)
+            with self._recent_lock:
+                self._recent[key] = found
+                while len(self._recent) > RECENT_WINDOWS:
+                    self._recent.popitem(last=False)
+        return found
+
+    def _predict(self, candles: ft.CandleLike) -> Prediction:
         x = self.window(candles)
         value = float(self.predict_scaled(x).reshape(-1)[0]) * self.target_scale
         if not np.isfinite(value):
