@@ -39,6 +39,10 @@ def test_shared_memo_is_one_per_distinct_window_and_read_only(btc_1h: pd.DataFra
         ema[-1] = 0.0
     line, _ = shared.macd(12, 26, 9)
     assert not line.flags.writeable
+    mine = btc_1h.iloc[-300:].copy()
+    kept = Indicators.shared(mine)
+    mine.iloc[-1, mine.columns.get_loc("close")] = 0.0  # the caller edits its frame afterwards
+    assert kept.candles["close"].iloc[-1] == btc_1h["close"].iloc[-1]  # the memo's bars are its own
 
 
 def test_short_series_gives_nan_not_an_error() -> None:

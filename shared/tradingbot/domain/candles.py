@@ -31,7 +31,11 @@ def frame_digest(candles: pd.DataFrame) -> bytes:
     same digest hold the same bars, so what is computed from one holds for the other. Used to share
     per-window work between executions deciding on the same bars (~20 us for 500 bars)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(np.ascontiguousarray(candles.index.asi8 if hasattr(candles.index, "asi8") else candles.index).tobytes())
+    index = candles.index
+    stamps = index.asi8 if isinstance(index, pd.DatetimeIndex) else np.asarray(index)
+    if stamps.dtype == object:  # not numbers: their text (an object array's bytes are its pointers)
+        stamps = np.asarray([str(v) for v in stamps], dtype=str)
+    h.update(np.ascontiguousarray(stamps).tobytes())
     for col in OHLCV:
         h.update(np.ascontiguousarray(candles[col].to_numpy(np.float64)).tobytes())
     return h.digest()

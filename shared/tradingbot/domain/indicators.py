@@ -58,7 +58,7 @@ class Indicators:
             if found is not None:
                 _shared.move_to_end(key)
                 return found
-            made = _shared[key] = cls(candles)
+            made = _shared[key] = cls(candles.copy())  # its own bars: the caller may edit its frame later
             while len(_shared) > SHARED_WINDOWS:
                 _shared.popitem(last=False)
             return made
