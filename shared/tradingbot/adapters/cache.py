@@ -335,18 +335,10 @@ class Cache:
     def window_count(self, bucket: str, window_s: int, *, add: bool) -> int:
         """The fixed-window counter ``allow`` keeps for ``bucket``: read it (``add=False``) or count one
         more hit and return the new total. Raises ``CacheUnavailable``; the caller decides."""
+        if add:
+            return self.window_counts([bucket], window_s)[0]
         key = f"{PREFIX}rl:{bucket}:{int(time.time()) // window_s}"
-
-        def op() -> int:
-            if not add:
-                return int(self.client.get(key) or 0)
-            pipe = self.client.pipeline(transaction=True)
-            pipe.incr(key)
-            pipe.expire(key, window_s + 1)
-            count, _ = pipe.execute()
-            return int(count)
-
-        return self._strict(op)
+        return self._strict(lambda: int(self.client.get(key) or 0))
 
     def window_counts(self, buckets: Sequence[str], window_s: int) -> list[int]:
         """Count one hit per entry of ``buckets`` (a bucket may repeat) in its fixed window, in one round

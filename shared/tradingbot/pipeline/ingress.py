@@ -211,11 +211,7 @@ def wrong_token(rt: Runtime, raw: bytes, source_ip: str | None) -> Answer:
 def account_over_limit(rt: Runtime, account_id: int) -> bool:
     """Count one authenticated alert of ``account_id`` in this minute's window; True when it is past
     ``account_alerts_per_minute``. Redis unreachable: not limited (the database still de-duplicates)."""
-    try:
-        n = rt.cache().window_count(f"webhook-account:{account_id}", 60, add=True)
-    except CacheUnavailable:
-        return False
-    return n > rt.settings.account_alerts_per_minute
+    return accounts_over_limit(rt, [account_id])[0]
 
 
 def accounts_over_limit(rt: Runtime, account_ids: Sequence[int]) -> list[bool]:

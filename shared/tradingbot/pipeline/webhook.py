@@ -205,6 +205,9 @@ def _receive(rt: Runtime, arrivals: Sequence[_Arrival]) -> list[_Verdict]:
     for v in verdicts:
         if isinstance(v, _Stored) and v.created:
             ingress.count_accepted()  # issue 17: AlertsAccepted (EMF), once committed
+    unset = [i for i, v in enumerate(verdicts) if v is None]
+    if unset:  # every arrival gets its own verdict, in its place: a gap would answer one with another's
+        raise RuntimeError(f"webhook.receive: no verdict for arrivals {unset}")
     return [v for v in verdicts if v is not None]
 
 
