@@ -268,7 +268,7 @@ def _entry(price: Decimal = Decimal(50000)) -> ValidationInput:
 
 
 def _verdicts(runtime: Runtime, account_id: int) -> tuple[str, str | None, dict[str, str]]:
-    risk = risk_state(runtime, account_id, "BTC/USDT:USDT")
+    risk = risk_state(runtime, account_id, "BTCUSDT")
     report = validate(_entry(), risk, ValidationConfig(symbols={"BTCUSDT"}))
     return report.action, report.reason, {r.rule: r.verdict for r in report.rules}
 
@@ -299,7 +299,7 @@ def test_max_daily_loss_fires_on_the_venues_realised_loss(
         assert (action, verdicts["max_daily_loss"]) == ("reject", "fail")
         assert reason == (
             "max_daily_loss: lost 21.09 USDT today (net of fees and funding; venue records synced "
-            f"{risk_state(runtime, venue.account_id, BTC).accounting_synced_at}) >= limit 20 USDT"
+            f"{risk_state(runtime, venue.account_id, 'BTCUSDT').accounting_synced_at}) >= limit 20 USDT"
         )
 
 

@@ -52,16 +52,27 @@ def release(session_factory: SessionFactory, cache: Cache, *, account_id: int | 
         repo.release_kill_switch(s, scope_of(account_id))
 
 
+def scopes_of(account_id: int | None) -> list[str]:
+    """The scopes that halt ``account_id``: the global switch first, then the account's own."""
+    return [GLOBAL] if account_id is None else [GLOBAL, scope_of(account_id)]
+
+
 def state(session_factory: SessionFactory, cache: Cache, account_id: int | None = None) -> str | None:
     """The reason the switch is engaged for ``account_id`` (the global switch first), or None.
     Raises ``CacheUnavailable`` when Redis cannot be read (callers refuse then)."""
     fast = cache.kill_switch(account_id)
     if fast is not None:
         return fast
-    scopes = [GLOBAL] if account_id is None else [GLOBAL, scope_of(account_id)]
     with session_factory() as s:
-        rows = repo.kill_switch_reasons(s, scopes)
-    for scope in scopes:
+        rows = repo.kill_switch_reasons(s, scopes_of(account_id))
+    return from_durable(cache, account_id, rows)
+
+
+def from_durable(cache: Cache, account_id: int | None, rows: dict[str, str]) -> str | None:
+    """When Redis had no reason: the reason among PostgreSQL's engaged ``rows`` (scope -> reason, as
+    :func:`~tradingbot.adapters.persistence.repositories.kill_switch_reasons` reads them for
+    :func:`scopes_of`), the global switch first; Redis is re-seeded with it (it restarted empty)."""
+    for scope in scopes_of(account_id):
         if scope in rows:
             try:  # re-seed the fast path (Redis restarted empty)
                 cache.engage_kill_switch(rows[scope], account_id=None if scope == GLOBAL else account_id)

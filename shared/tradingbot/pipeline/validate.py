@@ -8,9 +8,8 @@ from decimal import Decimal
 
 from tradingbot.adapters.cache import CacheUnavailable
 from tradingbot.adapters.feed.store import latest_funding, latest_price
-from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import session_scope
-from tradingbot.adapters.persistence.repositories import accounting as accounting_repo
+from tradingbot.adapters.persistence.repositories import risk as risk_repo
 from tradingbot.domain.timeframes import MarketSymbolError, unified_symbol
 from tradingbot.domain.validation import RiskState, ValidationConfig, ValidationInput, validate
 from tradingbot.pipeline import kill_switch
@@ -22,35 +21,42 @@ from tradingbot.pipeline.vote import tally
 _NOT_RUN = {"model": "unavailable", "reason": "predict did not run"}
 
 
-def risk_state(rt: Runtime, account_id: int, symbol: str) -> RiskState:
-    """What the risk rules need to know about the account right now (one transaction)."""
+def risk_state(rt: Runtime, account_id: int, ticker: str) -> RiskState:
+    """What the risk rules need to know about the account right now, for an alert on ``ticker``
+    (TradingView's ``BTCUSDT``; positions are stored under the venue's unified ``BTC/USDT:USDT``):
+    Redis's kill switch, then one statement for the rest (``repositories.risk``)."""
     try:
-        kill = kill_switch.state(lambda: session_scope(rt.engine()), rt.cache(), account_id)  # durable + Redis
+        symbol = unified_symbol(ticker)
+    except MarketSymbolError:
+        symbol = ticker  # no position can be held in it (the symbol rule refuses such an alert)
+    try:
+        fast: str | None = rt.cache().kill_switch(account_id)  # the durable switch is read below
+        cache_down = None
     except CacheUnavailable:
-        kill = "kill switch state unknown (Redis unreachable): refusing to trade blind"
+        fast, cache_down = None, "kill switch state unknown (Redis unreachable): refusing to trade blind"
     today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     with session_scope(rt.engine()) as s:
-        account = repo.account_by_id(s, account_id)
-        if account is None:
-            raise StageError(f"account {account_id} does not exist")
-        open_positions = repo.open_positions(s, account_id)
-        # the venue's own records, as the accounting sync stored them (pipeline/accounting.py)
-        equity = accounting_repo.equity_peak_and_last(s, account_id)
-        cursor = accounting_repo.cursor(s, account_id)
-        return RiskState(
-            kill_switch=kill,
-            open_positions=len(open_positions),
-            has_position_in_symbol=any(p.symbol == symbol for p in open_positions),
-            realized_pnl_today=accounting_repo.net_pnl_since(s, account_id, today),
-            max_position_usd=Decimal(account.max_position_usd),
-            max_leverage=int(account.max_leverage),
-            max_daily_loss_usd=Decimal(account.max_daily_loss_usd),
-            max_open_positions=int(account.max_open_positions),
-            max_drawdown_pct=Decimal(account.max_drawdown_pct),
-            equity_peak=equity[0] if equity else None,
-            equity_now=equity[1] if equity else None,
-            accounting_synced_at=cursor.last_sync_at.isoformat(timespec="seconds") if cursor else None,
-        )
+        # the venue's own PnL and equity records, as the accounting sync stored them (pipeline/accounting.py)
+        snap = risk_repo.risk_snapshot(s, account_id, symbol=symbol, since=today,
+                                       kill_switch_scopes=kill_switch.scopes_of(account_id))  # fmt: skip
+    if snap is None:
+        raise StageError(f"account {account_id} does not exist")
+    kill = cache_down or fast or kill_switch.from_durable(rt.cache(), account_id, snap.kill_switches)
+    synced = snap.accounting_synced_at
+    return RiskState(
+        kill_switch=kill,
+        open_positions=snap.open_positions,
+        has_position_in_symbol=snap.has_position_in_symbol,
+        realized_pnl_today=snap.net_pnl_since,
+        max_position_usd=snap.max_position_usd,
+        max_leverage=snap.max_leverage,
+        max_daily_loss_usd=snap.max_daily_loss_usd,
+        max_open_positions=snap.max_open_positions,
+        max_drawdown_pct=snap.max_drawdown_pct,
+        equity_peak=snap.equity_peak,
+        equity_now=snap.equity_now,
+        accounting_synced_at=synced.isoformat(timespec="seconds") if synced else None,
+    )
 
 
 def live_price(rt: Runtime, account_id: int, ticker: str) -> tuple[Decimal | None, str]:
