@@ -109,8 +109,13 @@ def counts(engine: Engine, accounts: Collection[int] | None = None) -> tuple[int
             .where(Decision.execution_name.in_(select(PipelineStart.execution_name)),
                    Decision.final_action.is_not(None), mine(Decision.account_id))
         ) or 0  # fmt: skip
+        # entry orders that reached the venue: a row refused before anything was placed (``failed``:
+        # every send refused, e.g. the paper venue's price source down; ``rejected``; ``pending``:
+        # never sent) is not an order, and its decision is stored as rejected with that reason
         orders = s.scalar(
-            select(func.count()).select_from(Order).where(Order.type == "market", mine(Order.account_id))
+            select(func.count()).select_from(Order)
+            .where(Order.type == "market", Order.status.not_in(("pending", "failed", "rejected")),
+                   mine(Order.account_id))
         ) or 0  # fmt: skip
         trades = s.scalar(
             select(func.count()).select_from(Decision)

@@ -17,6 +17,8 @@ from tradingbot.entrypoints.local.asl import (
     DefinitionError,
     Execution,
     ExecutionFailed,
+    History,
+    Interrupted,
     StateMachine,
     StatesError,
 )
@@ -248,3 +250,54 @@ def test_checkpoints_after_each_top_level_state_and_resumes_from_one() -> None:
     resumed = Lambdas(a=lambda p: pytest.fail("A ran again"), b=lambda p: "B2")
     out = Execution(StateMachine(definition), resumed, ctx, resume=saved[0]).run()
     assert out == {"in": 1, "a": "A", "b": "B2"} and [c[0] for c in resumed.calls] == ["b"]
+
+
+def test_no_checkpoint_after_a_choice_or_pass_nor_before_the_end_state() -> None:
+    """The pipeline's shape: Task -> Choice -> Pass -> Task -> Succeed. Only the checkpoint after the
+    first Task is written; resumed from it, the Choice and Pass run again and the first Task does not."""
+    lambdas = Lambdas(a=lambda p: "A", b=lambda p: "B")
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Task", "Resource": "a", "ResultPath": "$.a", "Next": "C"},
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$.a", "StringEquals": "A", "Next": "P"}],
+                  "Default": "Failed"},
+            "P": {"Type": "Pass", "Result": "p", "ResultPath": "$.p", "Next": "B"},
+            "B": {"Type": "Task", "Resource": "b", "ResultPath": "$.b", "Next": "Done"},
+            "Done": {"Type": "Succeed"},
+            "Failed": {"Type": "Fail", "Error": "X"},
+        },
+    }  # fmt: skip
+    saved: list[tuple[str, Any]] = []
+    ctx = Context("arn:x:execution:m:e", "e", "arn:x:stateMachine:m", {"in": 1})
+    out = Execution(StateMachine(definition), lambdas, ctx, checkpoint=lambda n, d: saved.append((n, d))).run()
+    assert out == {"in": 1, "a": "A", "p": "p", "b": "B"}
+    assert saved == [("C", {"in": 1, "a": "A"})]
+    resumed = Lambdas(a=lambda p: pytest.fail("A ran again"), b=lambda p: "B2")
+    history = History()
+    again = Execution(StateMachine(definition), resumed, ctx, resume=saved[0], history=history).run()
+    assert again == {"in": 1, "a": "A", "p": "p", "b": "B2"}
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history.events if e["type"].endswith("StateEntered")]
+    assert entered == ["C", "P", "B", "Done"]
+
+
+def test_a_checkpoint_that_cannot_be_stored_stops_the_run_without_an_outcome() -> None:
+    """The local runtime's database went away: the execution must stay open (resumed later from its
+    last stored checkpoint), not fail as States.Runtime, and the next state must not run."""
+    lambdas = Lambdas(a=lambda p: "A", b=lambda p: pytest.fail("B ran without its checkpoint"))
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Task", "Resource": "a", "ResultPath": "$.a", "Next": "B"},
+            "B": {"Type": "Task", "Resource": "b", "ResultPath": "$.b", "End": True},
+        },
+    }
+
+    def lost(next_state: str, data: Any) -> None:
+        raise Interrupted(f"checkpoint before {next_state} not stored")
+
+    history = History()
+    ctx = Context("arn:x:execution:m:e", "e", "arn:x:stateMachine:m", {"in": 1})
+    with pytest.raises(Interrupted, match="before B"):
+        Execution(StateMachine(definition), lambdas, ctx, checkpoint=lost, history=history).run()
+    assert not any(e["type"] == "ExecutionFailed" for e in history.events)

@@ -37,6 +37,9 @@ class Runtime:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     # None: the settings' DB_POOL_SIZE (1 per Lambda container); the threaded local server asks for more
     db_pool_size: int | None = None
+    # a Lambda wakes with sockets the server closed (ping on checkout); `serve`'s busy workers skip the
+    # ping and take a dropped connection as DatabaseUnavailable, which the ASL's Retry runs again
+    db_pre_ping: bool = True
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _engine: Engine | None = field(default=None, repr=False)
     _cache: Cache | None = field(default=None, repr=False)
@@ -66,6 +69,7 @@ class Runtime:
                     connect_timeout_s=self.persistence.db_connect_timeout_s,
                     statement_timeout_ms=self.persistence.db_statement_timeout_ms,
                     pool_size=self.db_pool_size or self.persistence.db_pool_size,
+                    pre_ping=self.db_pre_ping,
                 )
             return self._engine
 

@@ -162,16 +162,22 @@ def create_db_engine(
 
 
 def get_engine(
-    url: str | URL, *, connect_timeout_s: float = 5.0, statement_timeout_ms: int = 4_000, pool_size: int = 1
+    url: str | URL,
+    *,
+    connect_timeout_s: float = 5.0,
+    statement_timeout_ms: int = 4_000,
+    pool_size: int = 1,
+    pre_ping: bool = True,
 ) -> Engine:
-    """The process-wide engine for ``url`` (one per cold start)."""
-    key = normalize_url(url).render_as_string(hide_password=False)
+    """The process-wide engine for ``url`` (one per cold start; one per ``pre_ping`` choice)."""
+    url_text = normalize_url(url).render_as_string(hide_password=False)
+    key = url_text if pre_ping else f"{url_text}#no-pre-ping"
     with _lock:
         engine = _engines.get(key)
         if engine is None:
             engine = create_db_engine(
-                key, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms,
-                pool_size=pool_size,
+                url_text, connect_timeout_s=connect_timeout_s, statement_timeout_ms=statement_timeout_ms,
+                pool_size=pool_size, pre_ping=pre_ping,
             )  # fmt: skip
             _engines[key] = engine
         return engine

@@ -107,7 +107,12 @@ def serve(
     fill on its prices. Ctrl-C stops."""
     from tradingbot.adapters.exchange.paper_matcher import start_paper_matcher
     from tradingbot.adapters.persistence import config as persistence_config
-    from tradingbot.entrypoints.local.executions import LocalSfnClient, WorkerPool, requeue_orphans
+    from tradingbot.entrypoints.local.executions import (
+        LocalSfnClient,
+        WorkerPool,
+        freeze_startup_heap,
+        requeue_orphans,
+    )
     from tradingbot.entrypoints.local.http import make_server, serve_in_thread
     from tradingbot.entrypoints.local.market import LocalMarket
     from tradingbot.entrypoints.local.runner import FUNCTION_PREFIX, STATE_MACHINE_ARN, render_definition
@@ -190,6 +195,7 @@ def serve(
     out.print(f"    curl -s -X POST {url}/webhook/tradingview -H 'Content-Type: application/json' -d '{alert}'",
               soft_wrap=True, highlight=False)  # fmt: skip
     out.print("  then: tradingbot executions list / tradingbot executions show ID")
+    freeze_startup_heap()  # start-up is done: full collections no longer stall the acknowledgements
     out.print(f"  reconcile:   every {settings.exchange.reconcile_every_s:g} s (EXCHANGE_RECONCILE_EVERY_S): orders, "
               "positions, stops and targets", highlight=False)  # fmt: skip
     try:

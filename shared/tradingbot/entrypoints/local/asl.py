@@ -81,6 +81,12 @@ class ExecutionFailed(StatesError):  # noqa: N818 - the ASL outcome's own name
     """The execution ended in a Fail state or with an error nothing caught."""
 
 
+class Interrupted(Exception):  # noqa: N818 - not an error of the execution: its runner stopped it
+    """Raised by a ``checkpoint`` callable that could not store the checkpoint (the local runtime's
+    database went away): the run stops with no outcome and the execution stays open, to be resumed
+    from its last stored checkpoint, instead of failing with ``States.Runtime``."""
+
+
 Invoke = Callable[[str, Any], Any]
 #: called on entering a state (``"before"``) and after its task answered (``"after"``): fault drills
 Pause = Callable[[str, str], None]
@@ -277,6 +283,20 @@ def _check_rule(rule: dict[str, Any], where: str, *, top: bool) -> None:
             raise DefinitionError(f"{where}: Choice rule {rule} is not one Variable with one known comparison")
 
 
+#: states that compute their output from their input alone: resuming before one of them and running
+#: it again reaches the same point, so the checkpoint already stored before it serves
+_PURE_STATES = frozenset({"Choice", "Pass"})
+_TERMINAL_STATES = frozenset({"Succeed", "Fail"})
+
+
+def _worth_a_checkpoint(finished: str, following: str) -> bool:
+    """A checkpoint after a state of type ``finished`` followed by one of type ``following``: not after
+    a pure one (the previous checkpoint reaches the same point), nor before a terminal one (Succeed,
+    Fail: the execution's outcome is stored right after; a kill in between runs the state just
+    finished again, which every pipeline stage allows, being idempotent)."""
+    return finished not in _PURE_STATES and following not in _TERMINAL_STATES
+
+
 class Execution:
     """One run of a :class:`StateMachine` on one input."""
 
@@ -293,8 +313,9 @@ class Execution:
         resume: tuple[str, Any] | None = None,
         checkpoint: Callable[[str, Any], None] | None = None,
     ) -> None:
-        """``checkpoint(next_state, data)`` is called after each top-level state; ``resume`` (a
-        checkpoint's next state and data) starts the run there instead of at ``StartAt``."""
+        """``checkpoint(next_state, data)`` is called after each top-level state that did work (a Task,
+        Parallel or Wait) and is not followed by a Succeed or Fail state; ``resume`` (a checkpoint's
+        next state and data) starts the run there instead of at ``StartAt``."""
         self.machine, self.invoke, self.context = machine, invoke, context
         self.resume, self.checkpoint = resume, checkpoint
         self.history = history or History()
@@ -308,7 +329,7 @@ class Execution:
         try:
             try:
                 output = self._run_states(self.machine, self.context.input, self.resume)
-            except StatesError:
+            except (StatesError, Interrupted):
                 raise
             except Exception as exc:  # a fault of the interpreter itself: the execution fails, named
                 raise StatesError("States.Runtime", f"{type(exc).__name__}: {exc}") from exc
@@ -335,8 +356,9 @@ class Execution:
             data, following = self._run_state(machine, name, st, data)
             self.history.add(f"{kind}StateExited", "stateExitedEventDetails", name=name, output=json.dumps(data))
             name = following
-            if name is not None and machine is self.machine and self.checkpoint is not None:
-                self.checkpoint(name, data)
+            checkpoint = self.checkpoint if machine is self.machine else None  # top-level states only
+            if checkpoint is not None and name is not None and _worth_a_checkpoint(kind, machine.states[name]["Type"]):
+                checkpoint(name, data)
         return data
 
     def _run_state(self, machine: StateMachine, name: str, st: dict[str, Any], raw: Any) -> tuple[Any, str | None]:
