@@ -53,6 +53,7 @@ TRANSIENT = {
     "tradingbot.adapters.notify.TelegramUnavailable",  # Bot API unreachable or 5xx
     "tradingbot.adapters.notify.TelegramRateLimited",  # 429 with retry_after
     "tradingbot.entrypoints.lambdas.edge.TransientError",  # the name the state machine retries
+    "tradingbot.entrypoints.local.asl.Interrupted",  # a checkpoint not stored: the execution resumes later
 }
 
 

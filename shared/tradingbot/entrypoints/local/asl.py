@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tradingbot.errors import PermanentError
+from tradingbot.errors import PermanentError, TransientError
 
 _MISSING = object()
 
@@ -81,10 +81,11 @@ class ExecutionFailed(StatesError):  # noqa: N818 - the ASL outcome's own name
     """The execution ended in a Fail state or with an error nothing caught."""
 
 
-class Interrupted(Exception):  # noqa: N818 - not an error of the execution: its runner stopped it
+class Interrupted(TransientError):  # noqa: N818 - not an error of the execution: its runner stopped it
     """Raised by a ``checkpoint`` callable that could not store the checkpoint (the local runtime's
     database went away): the run stops with no outcome and the execution stays open, to be resumed
-    from its last stored checkpoint, instead of failing with ``States.Runtime``."""
+    from its last stored checkpoint, instead of failing with ``States.Runtime``. Transient: the same
+    execution, run again once the database is back, goes on."""
 
 
 Invoke = Callable[[str, Any], Any]
