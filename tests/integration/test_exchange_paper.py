@@ -20,7 +20,14 @@ from tradingbot.adapters.persistence.config import Servers
 from tradingbot.adapters.persistence.db import create_db_engine, session_scope
 from tradingbot.adapters.persistence.models import Order
 from tradingbot.adapters.persistence.models import Position as StoredPosition
-from tradingbot.domain.exchange import BelowMinimum, DuplicateOrder, InsufficientMargin, OrderRejected, OrderRequest
+from tradingbot.domain.exchange import (
+    BelowMinimum,
+    DuplicateOrder,
+    ExchangeFailedNotPlaced,
+    InsufficientMargin,
+    OrderRejected,
+    OrderRequest,
+)
 from tradingbot.domain.positions import TradeIntent, client_order_id
 from tradingbot.pipeline.order_service import default_exchange_factory, execute_intent
 from tradingbot.pipeline.reconcile import reconcile_account
@@ -74,6 +81,24 @@ def test_rejections_name_the_field(db: Engine, cache: Cache) -> None:
         ex.amount_to_precision(BTC, Decimal("0.0004"))
     with session_scope(db) as s:
         assert s.scalars(select(Order)).all() == []  # the paper book stores only accepted orders elsewhere
+
+
+def test_an_unreachable_price_source_fails_the_send_unbooked_and_the_same_id_fills_later(
+    db: Engine, cache: Cache, closed_port: int
+) -> None:
+    """Redis away while an order arrives is the venue failing the request, not "no price" (a final
+    rejection): nothing is booked, and the order path may send it again under the same client id."""
+    acct = _account(db)
+    cache.put_price("binanceusdm", BTC, Decimal(50000))
+    down = _paper(db, Cache.from_url(f"redis://127.0.0.1:{closed_port}/0", timeout_s=0.2), acct)
+    request = OrderRequest(BTC, "buy", "market", Decimal("0.1"), "r1")
+    with pytest.raises(ExchangeFailedNotPlaced, match="price source is unreachable"):
+        down.create_order(request)
+    up = _paper(db, cache, acct)
+    assert up.fetch_positions() == [] and Decimal(up.fetch_balance().extra["wallet"]) == Decimal(10_000)
+    assert up.fetch_order_by_client_id(BTC, "r1") is None  # nothing under its id: a resend is no duplicate
+    result = up.create_order(request)
+    assert (result.status, result.filled, result.client_order_id) == ("filled", Decimal("0.1"), "r1")
 
 
 def test_state_survives_a_restart(db: Engine, cache: Cache, servers: Servers) -> None:

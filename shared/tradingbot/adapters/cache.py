@@ -217,8 +217,15 @@ class Cache:
         key = f"{PREFIX}px:{exchange}:{symbol}"
         return self._soft(lambda: bool(self.client.set(key, value, ex=PRICE_TTL_S)), False, "put_price")
 
-    def get_price(self, exchange: str, symbol: str) -> PriceQuote | None:
-        raw = self._soft(lambda: self.client.get(f"{PREFIX}px:{exchange}:{symbol}"), None, "get_price")
+    def get_price(self, exchange: str, symbol: str, *, strict: bool = False) -> PriceQuote | None:
+        """The last price the feed wrote (None: none fresh). ``strict``: an unreachable Redis raises
+        ``CacheUnavailable`` instead of reading as "no price" (the paper venue filling an order at it)."""
+        key = f"{PREFIX}px:{exchange}:{symbol}"
+        raw = (
+            self._strict(lambda: self.client.get(key))
+            if strict
+            else self._soft(lambda: self.client.get(key), None, "get_price")
+        )
         if raw is None:
             return None
         doc = json.loads(raw)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from ccxt.base.decimal_to_precision import NO_PADDING, ROUND, TICK_SIZE, TRUNCATE, decimal_to_precision
 from redis.exceptions import RedisError
 
-from tradingbot.adapters.cache import Cache
+from tradingbot.adapters.cache import Cache, CacheUnavailable
 from tradingbot.adapters.persistence import repositories as repo
 from tradingbot.adapters.persistence.db import SessionFactory
 from tradingbot.adapters.persistence.models import PaperOrder, PaperPosition, PaperWallet
@@ -47,6 +47,7 @@ from tradingbot.domain.exchange import (
     Balance,
     BelowMinimum,
     DuplicateOrder,
+    ExchangeFailedNotPlaced,
     InsufficientMargin,
     LeverageTooHigh,
     MarginMode,
@@ -236,8 +237,20 @@ class PaperExchange:
         except (RedisError, OSError) as exc:
             log.warning("paper book change not published (%s); matchers reload on their timer", type(exc).__name__)
 
+    def _fill_price_now(self, symbol: str) -> Decimal | None:
+        """The price an order arriving now fills at. Redis unreachable is the venue failing the
+        request, not "no price": ``ExchangeFailedNotPlaced`` (the transaction rolls back, nothing is
+        booked), which the order path sends again under the same client id, as after Binance's
+        documented 503 "Service Unavailable." (a Redis restart no longer ends the decision as
+        ``no_price``)."""
+        try:
+            quote = self._cache.get_price(self._price_source, symbol, strict=True)
+        except CacheUnavailable as exc:
+            raise ExchangeFailedNotPlaced(f"paper: its price source is unreachable ({exc}); nothing booked") from None
+        return quote.price if quote is not None else None
+
     def _execute_now(self, s: Session, wallet: PaperWallet, order: PaperOrder, price: Decimal | None = None) -> None:
-        price = price if price is not None else self._price(order.symbol)
+        price = price if price is not None else self._fill_price_now(order.symbol)
         if price is None:
             err = OrderRejected(f"price: no fresh {order.symbol} price in the cache (is the market feed running?)")
             err.reason = "no_price"
