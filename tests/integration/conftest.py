@@ -49,14 +49,13 @@ def engine(servers: Servers) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def db(engine: Engine, servers: Servers) -> Engine:
-    """The migrated database, emptied before the test, and Redis with it: RESTART IDENTITY hands the
-    account ids out again, and Redis keys name them (a kill switch one test left engaged for account 1
-    would halt the next test's first account)."""
+def db(engine: Engine, cache: Cache) -> Engine:
+    """The migrated database, emptied before the test, and Redis with it (the ``cache`` fixture
+    flushes it): RESTART IDENTITY hands the account ids out again, and Redis keys name them (a kill
+    switch one test left engaged for account 1 would halt the next test's first account)."""
     names = ", ".join(t.name for t in TABLES)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    Cache.from_url(servers.redis_url).client.flushdb()
     return engine
 
 

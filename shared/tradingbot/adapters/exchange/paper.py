@@ -158,8 +158,15 @@ class PaperExchange:
         pm = self._paper_market(symbol)
         return Decimal(decimal_to_precision(str(price), ROUND, pm.tick, TICK_SIZE, NO_PADDING))
 
-    def _price(self, symbol: str) -> Decimal | None:
-        quote = self._cache.get_price(self._price_source, symbol)
+    def _price(self, symbol: str, *, to_fill: bool = False) -> Decimal | None:
+        """The cached price (None: none fresh). ``to_fill``: an order arriving now fills at it, and an
+        unreachable Redis is the venue failing the request, not "no price": ``ExchangeFailedNotPlaced``
+        (the transaction rolls back, nothing is booked), which the order path sends again under the
+        same client id, as after Binance's documented 503 "Service Unavailable."."""
+        try:
+            quote = self._cache.get_price(self._price_source, symbol, strict=to_fill)
+        except CacheUnavailable as exc:
+            raise ExchangeFailedNotPlaced(f"paper: its price source is unreachable ({exc}); nothing booked") from None
         return quote.price if quote is not None else None
 
     # ---------------------------------------------------------- account settings
@@ -237,20 +244,8 @@ class PaperExchange:
         except (RedisError, OSError) as exc:
             log.warning("paper book change not published (%s); matchers reload on their timer", type(exc).__name__)
 
-    def _fill_price_now(self, symbol: str) -> Decimal | None:
-        """The price an order arriving now fills at. Redis unreachable is the venue failing the
-        request, not "no price": ``ExchangeFailedNotPlaced`` (the transaction rolls back, nothing is
-        booked), which the order path sends again under the same client id, as after Binance's
-        documented 503 "Service Unavailable." (a Redis restart no longer ends the decision as
-        ``no_price``)."""
-        try:
-            quote = self._cache.get_price(self._price_source, symbol, strict=True)
-        except CacheUnavailable as exc:
-            raise ExchangeFailedNotPlaced(f"paper: its price source is unreachable ({exc}); nothing booked") from None
-        return quote.price if quote is not None else None
-
     def _execute_now(self, s: Session, wallet: PaperWallet, order: PaperOrder, price: Decimal | None = None) -> None:
-        price = price if price is not None else self._fill_price_now(order.symbol)
+        price = price if price is not None else self._price(order.symbol, to_fill=True)
         if price is None:
             err = OrderRejected(f"price: no fresh {order.symbol} price in the cache (is the market feed running?)")
             err.reason = "no_price"
